@@ -1,0 +1,7 @@
+"""`python -m graphyard` → the CLI."""
+
+import sys
+
+from graphyard.cli import main
+
+sys.exit(main())

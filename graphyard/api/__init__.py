@@ -1,0 +1,61 @@
+"""The HTTP API: the whole route table in one place."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from graphyard.api import assistants, meta, runs, threads
+
+
+def routes() -> list[Route]:
+    a = "/assistants/{assistant_id}"
+    t = "/threads/{thread_id}"
+    r = t + "/runs/{run_id}"
+    return [
+        Route("/ok", meta.ok, methods=["GET"]),
+        Route("/", meta.ok, methods=["GET"]),
+        Route("/info", meta.info, methods=["GET"]),
+        # assistants
+        Route("/assistants", assistants.create, methods=["POST"]),
+        Route("/assistants/search", assistants.search, methods=["POST"]),
+        Route("/assistants/count", assistants.count, methods=["POST"]),
+        Route(a, assistants.get, methods=["GET"]),
+        Route(a, assistants.patch, methods=["PATCH"]),
+        Route(a, assistants.delete, methods=["DELETE"]),
+        Route(a + "/versions", assistants.versions, methods=["POST"]),
+        Route(a + "/latest", assistants.set_latest, methods=["POST"]),
+        Route(a + "/graph", assistants.graph, methods=["GET"]),
+        Route(a + "/schemas", assistants.graph_schemas, methods=["GET"]),
+        Route(a + "/subgraphs", assistants.subgraphs, methods=["GET"]),
+        Route(a + "/subgraphs/{namespace}", assistants.subgraphs, methods=["GET"]),
+        # threads
+        Route("/threads", threads.create, methods=["POST"]),
+        Route("/threads/search", threads.search, methods=["POST"]),
+        Route("/threads/count", threads.count, methods=["POST"]),
+        Route("/threads/prune", threads.prune, methods=["POST"]),
+        Route(t, threads.get, methods=["GET"]),
+        Route(t, threads.patch, methods=["PATCH"]),
+        Route(t, threads.delete, methods=["DELETE"]),
+        Route(t + "/copy", threads.copy, methods=["POST"]),
+        Route(t + "/state", threads.get_state, methods=["GET"]),
+        Route(t + "/state", threads.update_state, methods=["POST"]),
+        Route(t + "/state/checkpoint", threads.get_state_at, methods=["POST"]),
+        Route(t + "/state/{checkpoint_id}", threads.get_state, methods=["GET"]),
+        Route(t + "/history", threads.history, methods=["GET", "POST"]),
+        # runs on a thread
+        Route(t + "/runs", runs.create_stateful, methods=["POST"]),
+        Route(t + "/runs", runs.list_runs, methods=["GET"]),
+        Route(t + "/runs/stream", runs.stream_stateful, methods=["POST"]),
+        Route(t + "/runs/wait", runs.wait_stateful, methods=["POST"]),
+        Route(r, runs.get, methods=["GET"]),
+        Route(r, runs.delete, methods=["DELETE"]),
+        Route(r + "/join", runs.join, methods=["GET"]),
+        Route(r + "/stream", runs.join_stream, methods=["GET"]),
+        Route(r + "/cancel", runs.cancel, methods=["POST"]),
+        # stateless runs
+        Route("/runs", runs.create_stateless, methods=["POST"]),
+        Route("/runs/stream", runs.stream_stateless, methods=["POST"]),
+        Route("/runs/wait", runs.wait_stateless, methods=["POST"]),
+        Route("/runs/batch", runs.batch, methods=["POST"]),
+        Route("/runs/cancel", runs.cancel_many, methods=["POST"]),
+    ]

@@ -1,0 +1,216 @@
+"""/assistants: create, get, patch, delete, search, count, versions, latest, graph, schemas, subgraphs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphyard.api import schemas as s
+from graphyard.api.deps import services
+from graphyard.errors import AssistantNotFound, GraphNotFound, Unprocessable
+from graphyard.records import system_assistant_id
+from graphyard.services import assistants
+
+SELECT_FIELDS = [
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "version",
+]
+CREATE = s.schema(
+    {
+        "graph_id": {"type": "string"},
+        "assistant_id": s.UUID_STR,
+        "config": s.OBJ_OR_NULL,
+        "context": s.OBJ_OR_NULL,
+        "metadata": s.OBJ_OR_NULL,
+        "if_exists": {"enum": ["raise", "do_nothing"]},
+        "name": s.STR_OR_NULL,
+        "description": s.STR_OR_NULL,
+    },
+    ["graph_id"],
+)
+PATCH = s.schema(
+    {
+        "graph_id": s.STR_OR_NULL,
+        "config": s.OBJ_OR_NULL,
+        "context": s.OBJ_OR_NULL,
+        "metadata": s.OBJ_OR_NULL,
+        "name": s.STR_OR_NULL,
+        "description": s.STR_OR_NULL,
+    }
+)
+SEARCH = s.schema(
+    {
+        "metadata": s.OBJ_OR_NULL,
+        "graph_id": s.STR_OR_NULL,
+        "name": s.STR_OR_NULL,
+        "limit": s.LIMIT,
+        "offset": s.OFFSET,
+        "sort_by": {"enum": ["assistant_id", "graph_id", "name", "created_at", "updated_at", None]},
+        "sort_order": s.SORT_ORDER,
+        "select": {"type": ["array", "null"], "items": {"enum": SELECT_FIELDS}},
+    }
+)
+COUNT = s.schema({"metadata": s.OBJ_OR_NULL, "graph_id": s.STR_OR_NULL, "name": s.STR_OR_NULL})
+VERSIONS = s.schema({"metadata": s.OBJ_OR_NULL, "limit": s.LIMIT, "offset": s.OFFSET})
+LATEST = s.schema({"version": {"type": "integer"}}, ["version"])
+
+
+async def create(request: Request) -> Response:
+    body = await s.body(request, CREATE)
+    assistant = await assistants.create(
+        services(request),
+        graph_id=body["graph_id"],
+        assistant_id=body.get("assistant_id"),
+        config=body.get("config"),
+        context=body.get("context"),
+        metadata=body.get("metadata"),
+        if_exists=body.get("if_exists") or "raise",
+        name=body.get("name"),
+        description=body.get("description"),
+    )
+    return s.json_response(s.assistant_json(assistant))
+
+
+async def get(request: Request) -> Response:
+    assistant_id = s.path_uuid(request, "assistant_id", "assistant")
+    return s.json_response(s.assistant_json(await assistants.get(services(request), assistant_id)))
+
+
+async def patch(request: Request) -> Response:
+    assistant_id = s.path_uuid(request, "assistant_id", "assistant")
+    body = await s.body(request, PATCH)
+    assistant = await assistants.patch(
+        services(request),
+        assistant_id,
+        graph_id=body.get("graph_id"),
+        config=body.get("config"),
+        context=body.get("context"),
+        metadata=body.get("metadata"),
+        name=body.get("name"),
+        description=body.get("description"),
+    )
+    return s.json_response(s.assistant_json(assistant))
+
+
+async def delete(request: Request) -> Response:
+    assistant_id = s.path_uuid(request, "assistant_id", "assistant")
+    await assistants.delete(services(request), assistant_id)
+    return Response(status_code=204)
+
+
+def _known_graph(request: Request, graph_id: str | None) -> None:
+    svc = services(request)
+    if graph_id is not None and graph_id not in svc.graphs:
+        raise GraphNotFound(f"Graph '{graph_id}' not found. Expected one of: {svc.graphs.graph_ids()}")
+
+
+async def search(request: Request) -> Response:
+    body = await s.body(request, SEARCH)
+    _known_graph(request, body.get("graph_id"))
+    limit, offset = body.get("limit", 10), body.get("offset", 0)
+    items, total = await assistants.search(
+        services(request),
+        graph_id=body.get("graph_id"),
+        metadata=body.get("metadata"),
+        name=body.get("name"),
+        limit=limit,
+        offset=offset,
+        sort_by=body.get("sort_by"),
+        sort_order=body.get("sort_order"),
+    )
+    fields = body.get("select")
+    return s.json_response(
+        [s.select(s.assistant_json(a), fields) for a in items],
+        headers=s.page_headers(offset, limit, len(items), total),
+    )
+
+
+async def count(request: Request) -> Response:
+    body = await s.body(request, COUNT)
+    _known_graph(request, body.get("graph_id"))
+    n = await assistants.count(
+        services(request), graph_id=body.get("graph_id"), metadata=body.get("metadata"), name=body.get("name")
+    )
+    return s.json_response(n)
+
+
+async def versions(request: Request) -> Response:
+    assistant_id = s.path_uuid(request, "assistant_id", "assistant")
+    body = await s.body(request, VERSIONS)
+    found = await assistants.versions(
+        services(request),
+        assistant_id,
+        metadata=body.get("metadata"),
+        limit=body.get("limit", 10),
+        offset=body.get("offset", 0),
+    )
+    return s.json_response([s.version_json(v) for v in found])
+
+
+async def set_latest(request: Request) -> Response:
+    assistant_id = s.path_uuid(request, "assistant_id", "assistant")
+    body = await s.body(request, LATEST)
+    assistant = await assistants.set_latest(services(request), assistant_id, body["version"])
+    return s.json_response(s.assistant_json(assistant))
+
+
+async def _graph_of(request: Request) -> tuple[str, dict[str, Any]]:
+    """Graph endpoints accept a UUID or a graph name."""
+    svc = services(request)
+    raw = request.path_params["assistant_id"]
+    try:
+        assistant_id = str(uuid.UUID(raw))
+    except ValueError:
+        if raw not in svc.graphs:
+            raise Unprocessable("Invalid assistant ID: must be a UUID") from None
+        assistant_id = system_assistant_id(raw)
+    assistant = await assistants.get(svc, assistant_id)
+    if assistant.graph_id not in svc.graphs:
+        raise AssistantNotFound(f"Graph '{assistant.graph_id}' of assistant {assistant_id} is not loaded")
+    return assistant.graph_id, assistants.graph_config(assistant)
+
+
+def _xray(request: Request) -> bool | int:
+    raw = (request.query_params.get("xray") or "false").strip().lower()
+    if raw in ("true", "false"):
+        return raw == "true"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Unprocessable("Invalid xray value: use true, false or a positive integer") from None
+    if value <= 0:
+        raise Unprocessable("Invalid xray value: use true, false or a positive integer")
+    return value
+
+
+async def graph(request: Request) -> Response:
+    graph_id, config = await _graph_of(request)
+    xray = _xray(request)
+    try:
+        drawn = await services(request).graphs.drawable(graph_id, xray, config)
+    except ValueError as exc:
+        raise Unprocessable(str(exc)) from exc
+    return s.json_response(drawn)
+
+
+async def graph_schemas(request: Request) -> Response:
+    graph_id, config = await _graph_of(request)
+    return s.json_response(await services(request).graphs.schemas(graph_id, config))
+
+
+async def subgraphs(request: Request) -> Response:
+    graph_id, config = await _graph_of(request)
+    namespace = request.path_params.get("namespace")
+    recurse = s.query_bool(request, "recurse")
+    return s.json_response(await services(request).graphs.subgraphs(graph_id, namespace, recurse, config))

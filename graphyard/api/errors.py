@@ -1,0 +1,60 @@
+"""Domain error → HTTP status, registered as Starlette exception handlers; the catch-all 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphyard import errors
+from graphyard.logs import get_logger
+from graphyard.serde import dumps
+
+log = get_logger("graphyard.api")
+
+STATUS: dict[type[errors.GraphyardError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.InvalidRequest: 400,
+    errors.Unprocessable: 422,
+    errors.Forbidden: 403,
+    errors.Unauthorized: 401,
+    errors.ServiceUnavailable: 503,
+}
+
+
+def json_error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps({"detail": detail}), status_code=status, media_type="application/json", headers=headers)
+
+
+def status_of(exc: errors.GraphyardError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.GraphyardError)
+    return json_error(status_of(exc), exc.message)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return json_error(exc.status_code, exc.detail, exc.headers)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
+    return json_error(500, "Internal Server Error")
+
+
+HANDLERS: dict[Any, Any] = {
+    errors.GraphyardError: domain_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

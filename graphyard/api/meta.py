@@ -1,0 +1,45 @@
+"""/ok and /info."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphyard import __version__
+from graphyard.api.schemas import json_response
+
+
+def _langgraph_version() -> str | None:
+    try:
+        return version("langgraph")
+    except PackageNotFoundError:
+        return None
+
+
+async def ok(request: Request) -> Response:
+    return json_response({"ok": True, "services": {}})
+
+
+async def info(request: Request) -> Response:
+    return json_response(
+        {
+            "version": __version__,
+            "langgraph_py_version": _langgraph_version(),
+            "flags": {
+                "assistants": True,
+                "crons": False,
+                "langsmith": False,
+                "langsmith_tracing_replicas": False,
+                "langsmith_tracing_session_on_runs": False,
+            },
+            "host": {
+                "kind": "graphyard",
+                "project_id": None,
+                "host_revision_id": None,
+                "revision_id": None,
+                "tenant_id": None,
+            },
+        }
+    )

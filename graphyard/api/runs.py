@@ -1,0 +1,316 @@
+"""/threads/{id}/runs… and /runs…: create, stream, wait, join, get, list, delete, cancel, batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from graphyard.api import schemas as s
+from graphyard.api.deps import services
+from graphyard.api.sse import error_frame, relay, sse_response
+from graphyard.errors import NotFound, Unprocessable
+from graphyard.records import RUN_TERMINAL, CancelAction, Json, Run
+from graphyard.serde import dumps
+from graphyard.services import runs
+from graphyard.services.context import Services
+
+RUN_STATUSES = ["pending", "running", "error", "success", "timeout", "interrupted"]
+COMMAND: Json = {
+    "type": ["object", "null"],
+    "properties": {"update": {}, "resume": {}, "goto": {}},
+}
+RUN_PROPERTIES: Json = {
+    "assistant_id": {"type": "string", "minLength": 1},
+    "input": {},
+    "command": COMMAND,
+    "metadata": s.OBJ_OR_NULL,
+    "config": s.OBJ_OR_NULL,
+    "context": s.OBJ_OR_NULL,
+    "checkpoint": s.CHECKPOINT,
+    "checkpoint_id": s.STR_OR_NULL,
+    "checkpoint_during": {"type": ["boolean", "null"]},
+    "interrupt_before": s.NODES,
+    "interrupt_after": s.NODES,
+    "stream_mode": s.STREAM_MODE,
+    "stream_subgraphs": {"type": ["boolean", "null"]},
+    "stream_resumable": {"type": ["boolean", "null"]},
+    "feedback_keys": {"type": ["array", "null"], "items": {"type": "string"}},
+    "webhook": {"type": ["string", "null"], "minLength": 1, "maxLength": 65536},
+    "multitask_strategy": {"enum": ["reject", "interrupt", "rollback", "enqueue", None]},
+    "if_not_exists": {"enum": ["create", "reject", None]},
+    "on_completion": {"enum": ["delete", "keep", None]},
+    "on_disconnect": {"enum": ["cancel", "continue", None]},
+    "after_seconds": {"type": ["number", "null"], "minimum": 0},
+    "durability": {"enum": ["sync", "async", "exit", None]},
+    "langsmith_tracer": s.OBJ_OR_NULL,
+}
+RUN_CREATE = s.schema(RUN_PROPERTIES, ["assistant_id"])
+BATCH = s.schema({})  # the array is checked item by item with RUN_CREATE
+CANCEL_MANY = s.schema(
+    {
+        "thread_id": s.UUID_STR,
+        "run_ids": {"type": "array", "items": s.UUID_STR},
+        "status": {"enum": ["pending", "running", "all"]},
+    }
+)
+
+
+def _thread_id(request: Request) -> str:
+    return s.path_uuid(request, "thread_id", "thread")
+
+
+def _run_id(request: Request) -> str:
+    return s.path_uuid(request, "run_id", "run")
+
+
+def _locations(run: Run, stateless: bool, tail: str) -> dict[str, str]:
+    base = f"/threads/{run.thread_id}/runs/{run.run_id}"
+    return {"Content-Location": base, "Location": f"{base}/{tail}"}
+
+
+async def _create(request: Request, *, stateless: bool, run_id: str | None = None) -> tuple[Run, Json]:
+    thread_id = None if stateless else _thread_id(request)
+    payload = await s.body(request, RUN_CREATE)
+    run = await runs.create(services(request), payload, thread_id=thread_id, run_id=run_id)
+    return run, payload
+
+
+async def create_stateful(request: Request) -> Response:
+    run, _ = await _create(request, stateless=False)
+    return s.json_response(
+        s.run_json(run), headers={"Content-Location": _locations(run, False, "")["Content-Location"]}
+    )
+
+
+async def create_stateless(request: Request) -> Response:
+    run, _ = await _create(request, stateless=True)
+    return s.json_response(s.run_json(run), headers={"Content-Location": _locations(run, True, "")["Content-Location"]})
+
+
+async def batch(request: Request) -> Response:
+    raw = await s.read_json(request)
+    if not isinstance(raw, list):
+        raise Unprocessable("Expected a JSON array of run payloads")
+    payloads = [s.validate(RUN_CREATE, item) for item in raw]
+    svc = services(request)
+    created = [await runs.create(svc, payload, thread_id=None) for payload in payloads]
+    return s.json_response([s.run_json(r) for r in created])
+
+
+# --- waiting ------------------------------------------------------------------------------------
+
+
+async def _final_json(svc: Services, run: Run) -> AsyncIterator[bytes]:
+    """A JSON document streamed after whitespace keep-alives, as the reference's wait/join do."""
+    waiter = asyncio.ensure_future(runs.wait_terminal(svc, run.run_id))
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiter}, timeout=5.0)
+            if done:
+                break
+            yield b"\n"
+        final = waiter.result()
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+    if final is None:
+        yield dumps({"__error__": {"error": "NotFound", "message": "Run not found"}})
+        return
+    yield dumps(runs.output_of(final))
+
+
+def _json_stream(body: AsyncIterator[bytes], headers: dict[str, str]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="application/json", headers=headers)
+
+
+async def _wait(request: Request, *, stateless: bool) -> Response:
+    run, payload = await _create(request, stateless=stateless)
+    svc = services(request)
+    headers = _locations(run, stateless, "join")
+    cancel_on_disconnect = payload.get("on_disconnect") == "cancel"
+    body = _final_json(svc, run)
+    if cancel_on_disconnect:
+        body = _cancel_when_abandoned(svc, run, body)
+    return _json_stream(body, headers)
+
+
+async def _cancel_when_abandoned(svc: Services, run: Run, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        async for chunk in body:
+            yield chunk
+        finished = True
+    finally:
+        if not finished:
+            await asyncio.shield(_cancel_quietly(svc, run))
+
+
+async def _cancel_quietly(svc: Services, run: Run) -> None:
+    try:
+        await runs.cancel(
+            svc, thread_id=run.thread_id, run_ids=[run.run_id], status=None, action=CancelAction.INTERRUPT, wait=False
+        )
+    except NotFound:
+        pass  # it finished meanwhile
+
+
+async def wait_stateful(request: Request) -> Response:
+    return await _wait(request, stateless=False)
+
+
+async def wait_stateless(request: Request) -> Response:
+    return await _wait(request, stateless=True)
+
+
+async def join(request: Request) -> Response:
+    thread_id, run_id = _thread_id(request), _run_id(request)
+    svc = services(request)
+    run = await runs.get(svc, thread_id, run_id)
+    body = _final_json(svc, run)
+    if s.query_bool(request, "cancel_on_disconnect"):
+        body = _cancel_when_abandoned(svc, run, body)
+    return _json_stream(body, {"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
+
+
+# --- streaming ------------------------------------------------------------------------------------
+
+
+async def _stream(request: Request, *, stateless: bool) -> Response:
+    svc = services(request)
+    run_id = runs.new_run_id()
+    # Subscribe before the run exists, so not even its first event can be missed.
+    sub = await svc.broker.subscribe(runs.run_channel(run_id))
+    try:
+        run, payload = await _create(request, stateless=stateless, run_id=run_id)
+    except BaseException:
+        await sub.aclose()
+        raise
+    headers = _locations(run, stateless, "stream")
+    on_disconnect = None
+    if payload.get("on_disconnect") == "cancel":
+
+        async def on_disconnect() -> None:
+            await _cancel_quietly(svc, run)
+
+    body = relay(sub, with_ids=bool(run.kwargs.get("resumable")), on_disconnect=on_disconnect)
+    return sse_response(body, headers)
+
+
+async def stream_stateful(request: Request) -> Response:
+    return await _stream(request, stateless=False)
+
+
+async def stream_stateless(request: Request) -> Response:
+    return await _stream(request, stateless=True)
+
+
+def _mode_filter(request: Request) -> set[str] | None:
+    values: list[str] = []
+    for raw in request.query_params.getlist("stream_mode"):
+        raw = raw.strip()
+        if raw.startswith("["):
+            try:
+                parsed: Any = orjson.loads(raw)
+            except ValueError:
+                raise Unprocessable("stream_mode must be a mode, a comma list or a JSON array") from None
+            values.extend(str(v) for v in parsed)
+        else:
+            values.extend(v for v in raw.split(",") if v)
+    return set(values) or None
+
+
+async def join_stream(request: Request) -> Response:
+    thread_id, run_id = _thread_id(request), _run_id(request)
+    svc = services(request)
+    last_event_id = request.headers.get("last-event-id")
+    sub = await svc.broker.subscribe(runs.run_channel(run_id), last_event_id=last_event_id)
+    try:
+        run = await runs.get(svc, thread_id, run_id)
+    except NotFound:
+        await sub.aclose()
+
+        async def not_found() -> AsyncIterator[bytes]:
+            yield error_frame("HTTPException", "404: Run not found")
+
+        return sse_response(not_found())
+    if run.status in RUN_TERMINAL:
+        # Nothing more will be published; what a Last-Event-ID asks for is already buffered.
+        await svc.broker.close_channel(runs.run_channel(run_id))
+    on_disconnect = None
+    if s.query_bool(request, "cancel_on_disconnect"):
+
+        async def on_disconnect() -> None:
+            await _cancel_quietly(svc, run)
+
+    body = relay(
+        sub, with_ids=bool(run.kwargs.get("resumable")), modes=_mode_filter(request), on_disconnect=on_disconnect
+    )
+    return sse_response(body, {"Location": f"/threads/{thread_id}/runs/{run_id}/stream"})
+
+
+# --- reads, delete, cancel ------------------------------------------------------------------------
+
+
+async def get(request: Request) -> Response:
+    run = await runs.get(services(request), _thread_id(request), _run_id(request))
+    return s.json_response(s.run_json(run))
+
+
+async def list_runs(request: Request) -> Response:
+    thread_id = _thread_id(request)
+    status = request.query_params.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        raise Unprocessable(f"status must be one of {RUN_STATUSES}")
+    limit = s.query_int(request, "limit", 10, minimum=1, maximum=1000)
+    offset = s.query_int(request, "offset", 0, minimum=0)
+    found = await runs.list_runs(services(request), thread_id, status=status, limit=limit, offset=offset)
+    fields = request.query_params.getlist("select") or None
+    return s.json_response([s.select(s.run_json(r), fields) for r in found])
+
+
+async def delete(request: Request) -> Response:
+    await runs.delete(services(request), _thread_id(request), _run_id(request))
+    return Response(status_code=204)
+
+
+def _action(request: Request) -> CancelAction:
+    # The reference treats an unknown action as interrupt; we refuse it so a typo cannot lose a rollback.
+    raw = request.query_params.get("action") or "interrupt"
+    try:
+        return CancelAction(raw)
+    except ValueError:
+        raise Unprocessable("action must be 'interrupt' or 'rollback'") from None
+
+
+async def cancel(request: Request) -> Response:
+    thread_id, run_id = _thread_id(request), _run_id(request)
+    svc = services(request)
+    wait = s.query_bool(request, "wait")
+    await runs.get(svc, thread_id, run_id)
+    await runs.cancel(svc, thread_id=thread_id, run_ids=[run_id], status=None, action=_action(request), wait=wait)
+    if wait:
+        return s.json_response({}, headers={"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
+    return Response(status_code=202)
+
+
+async def cancel_many(request: Request) -> Response:
+    body = await s.body(request, CANCEL_MANY)
+    has_ids = "run_ids" in body or "thread_id" in body
+    if has_ids == ("status" in body):
+        raise Unprocessable("Give either status, or thread_id with run_ids")
+    if has_ids and not ("run_ids" in body and "thread_id" in body):
+        raise Unprocessable("run_ids must come with thread_id")
+    await runs.cancel(
+        services(request),
+        thread_id=body.get("thread_id"),
+        run_ids=body.get("run_ids"),
+        status=body.get("status"),
+        action=_action(request),
+        wait=False,
+    )
+    return Response(status_code=204)

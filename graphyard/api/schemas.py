@@ -1,0 +1,186 @@
+"""Request parsing and response shaping: wire field names and request schemas live only here."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphyard.errors import Unprocessable
+from graphyard.records import Assistant, AssistantVersion, Json, Run, Thread
+from graphyard.serde import dumps
+
+OBJ: Json = {"type": "object"}
+OBJ_OR_NULL: Json = {"type": ["object", "null"]}
+STR_OR_NULL: Json = {"type": ["string", "null"]}
+LIMIT: Json = {"type": "integer", "minimum": 1, "maximum": 1000}
+OFFSET: Json = {"type": "integer", "minimum": 0}
+SORT_ORDER: Json = {"enum": ["asc", "desc", None]}
+UUID_STR: Json = {"type": "string", "format": "uuid"}
+NODES: Json = {"anyOf": [{"const": "*"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]}
+CHECKPOINT: Json = {
+    "type": ["object", "null"],
+    "properties": {
+        "thread_id": STR_OR_NULL,
+        "checkpoint_ns": STR_OR_NULL,
+        "checkpoint_id": STR_OR_NULL,
+        "checkpoint_map": OBJ_OR_NULL,
+    },
+}
+STREAM_MODES = ["values", "messages", "messages-tuple", "updates", "events", "tasks", "checkpoints", "debug", "custom"]
+STREAM_MODE: Json = {
+    "anyOf": [
+        {"enum": STREAM_MODES},
+        {"type": "array", "items": {"enum": STREAM_MODES}},
+        {"type": "null"},
+    ]
+}
+
+
+def schema(properties: Json, required: list[str] | None = None) -> Draft202012Validator:
+    spec: Json = {"type": "object", "properties": properties}
+    if required:
+        spec["required"] = required
+    return Draft202012Validator(spec, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Unprocessable("Invalid JSON in request body") from None
+
+
+def _message(error: ValidationError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{error.message} (at '{where}')" if where else error.message
+
+
+def validate(validator: Draft202012Validator, value: Any) -> Json:
+    error = next(iter(sorted(validator.iter_errors(value), key=lambda e: e.path)), None)
+    if error is not None:
+        raise Unprocessable(_message(error))
+    assert isinstance(value, dict)
+    return value
+
+
+async def body(request: Request, validator: Draft202012Validator, *, default: Json | None = None) -> Json:
+    """The request's JSON body, validated; an empty body counts as `default` (or `{}`)."""
+    value = await read_json(request)
+    if value is None:
+        value = dict(default or {})
+    return validate(validator, value)
+
+
+def path_uuid(request: Request, name: str, kind: str) -> str:
+    raw = request.path_params[name]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise Unprocessable(f"Invalid {kind} ID: must be a UUID") from None
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("true", "1", "yes")
+
+
+def query_int(request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Unprocessable(f"Query parameter '{name}' must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise Unprocessable(f"Query parameter '{name}' must be at least {minimum}{bound}")
+    return value
+
+
+def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(content), status_code=status_code, media_type="application/json", headers=headers)
+
+
+def page_headers(offset: int, limit: int, count: int, total: int | None = None) -> dict[str, str]:
+    """X-Pagination-Total / -Next as the reference sends them."""
+    if count >= limit:
+        return {"X-Pagination-Next": str(offset + limit), "X-Pagination-Total": str(total or offset + limit + 1)}
+    return {"X-Pagination-Total": str(offset + count)}
+
+
+def select(item: Json, fields: list[str] | None) -> Json:
+    return {k: v for k, v in item.items() if k in fields} if fields else item
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+def assistant_json(a: Assistant) -> Json:
+    return {
+        "assistant_id": a.assistant_id,
+        "graph_id": a.graph_id,
+        "config": a.config,
+        "context": a.context,
+        "metadata": a.metadata,
+        "name": a.name,
+        "description": a.description,
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+        "version": a.version,
+    }
+
+
+def version_json(v: AssistantVersion) -> Json:
+    return {
+        "assistant_id": v.assistant_id,
+        "graph_id": v.graph_id,
+        "config": v.config,
+        "context": v.context,
+        "metadata": v.metadata,
+        "name": v.name,
+        "description": v.description,
+        "created_at": v.created_at,
+        "version": v.version,
+    }
+
+
+def thread_json(t: Thread) -> Json:
+    return {
+        "thread_id": t.thread_id,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "state_updated_at": t.state_updated_at,
+        "metadata": t.metadata,
+        "status": t.status.value,
+        "config": t.config,
+        "values": t.values,
+        "interrupts": t.interrupts,
+        "error": t.error,
+    }
+
+
+def run_json(r: Run) -> Json:
+    return {
+        "run_id": r.run_id,
+        "thread_id": r.thread_id,
+        "assistant_id": r.assistant_id,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "status": r.status.value,
+        "metadata": r.metadata,
+        "kwargs": r.kwargs,
+        "multitask_strategy": str(r.multitask_strategy),
+        "langsmith_session_name": None,
+    }

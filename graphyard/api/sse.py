@@ -1,0 +1,70 @@
+"""SSE framing and the relay from a broker subscription to a client, with keep-alives and disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.responses import StreamingResponse
+
+from graphyard.broker.ports import StreamEvent, Subscription
+from graphyard.serde import dumps
+
+HEARTBEAT_SECONDS = 5.0
+HEARTBEAT = b": heartbeat\r\n\r\n"
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+def frame(event: str, data: bytes, event_id: str | None = None) -> bytes:
+    out = b"event: " + event.encode() + b"\r\ndata: " + data + b"\r\n"
+    if event_id is not None:
+        out += b"id: " + event_id.encode() + b"\r\n"
+    return out + b"\r\n"
+
+
+def error_frame(error: str, message: str) -> bytes:
+    return frame("error", dumps({"error": error, "message": message}))
+
+
+def wants(event: str, modes: set[str] | None) -> bool:
+    """Join filter: an event passes if its base mode is requested; `messages*` pass for either messages mode."""
+    if not modes:
+        return True
+    base = event.split("|", 1)[0]
+    if base.startswith("messages") and ("messages" in modes or "messages-tuple" in modes):
+        return True
+    return base in modes
+
+
+async def relay(
+    sub: Subscription,
+    *,
+    with_ids: bool,
+    modes: set[str] | None = None,
+    on_disconnect: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[bytes]:
+    """Frames for every event of the subscription until its channel closes; heartbeats during silence.
+    If the client goes away first, on_disconnect runs (e.g. to cancel the run)."""
+    finished = False
+    try:
+        while True:
+            try:
+                item: StreamEvent = await asyncio.wait_for(anext(sub), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                yield HEARTBEAT
+                continue
+            except StopAsyncIteration:
+                finished = True
+                return
+            if wants(item.event, modes):
+                yield frame(item.event, item.data, item.id if with_ids else None)
+    finally:
+        await sub.aclose()
+        if not finished and on_disconnect is not None:
+            await asyncio.shield(on_disconnect())
+
+
+def sse_response(body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
+    return StreamingResponse(
+        body, media_type="text/event-stream; charset=utf-8", headers={**SSE_HEADERS, **(headers or {})}
+    )

@@ -1,0 +1,249 @@
+"""/threads: create, get, patch, delete, search, count, copy, prune; state, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphyard.api import schemas as s
+from graphyard.api.deps import services
+from graphyard.errors import Unprocessable
+from graphyard.records import Json
+from graphyard.services import threads
+
+STATUSES = ["idle", "busy", "interrupted", "error"]
+SELECT_FIELDS = [
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "config",
+    "context",
+    "status",
+    "values",
+    "interrupts",
+    "error",
+]
+TTL: Json = {
+    "anyOf": [
+        {"type": "null"},
+        {"type": "number"},
+        {"type": "object", "properties": {"strategy": {"enum": ["delete", "keep_latest"]}, "ttl": {"type": "number"}}},
+    ]
+}
+CREATE = s.schema(
+    {
+        "thread_id": s.UUID_STR,
+        "metadata": s.OBJ_OR_NULL,
+        "if_exists": {"enum": ["raise", "do_nothing"]},
+        "ttl": TTL,
+        "supersteps": {"type": ["array", "null"]},
+    }
+)
+PATCH = s.schema({"metadata": s.OBJ_OR_NULL, "ttl": TTL})
+FILTERS: Json = {
+    "metadata": s.OBJ_OR_NULL,
+    "values": s.OBJ_OR_NULL,
+    "status": {"enum": [*STATUSES, None]},
+}
+SEARCH = s.schema(
+    {
+        **FILTERS,
+        "ids": {"type": ["array", "null"], "items": s.UUID_STR},
+        "limit": s.LIMIT,
+        "offset": s.OFFSET,
+        "sort_by": {"enum": ["thread_id", "status", "created_at", "updated_at", "state_updated_at", None]},
+        "sort_order": s.SORT_ORDER,
+        "select": {"type": ["array", "null"], "items": {"enum": SELECT_FIELDS}},
+        "extract": {"type": ["object", "null"], "maxProperties": 10},
+    }
+)
+COUNT = s.schema(FILTERS)
+PRUNE = s.schema(
+    {"thread_ids": {"type": "array", "items": s.UUID_STR}, "strategy": {"enum": ["delete", "keep_latest"]}},
+    ["thread_ids"],
+)
+STATE_UPDATE = s.schema(
+    {
+        "values": {"type": ["object", "array", "null"]},
+        "checkpoint": s.CHECKPOINT,
+        "checkpoint_id": s.STR_OR_NULL,
+        "as_node": s.STR_OR_NULL,
+    }
+)
+STATE_AT = s.schema({"checkpoint": s.CHECKPOINT, "subgraphs": {"type": ["boolean", "null"]}}, ["checkpoint"])
+BEFORE: Json = {"anyOf": [{"type": "string"}, s.CHECKPOINT, {"type": "object"}]}
+HISTORY = s.schema(
+    {
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "before": BEFORE,
+        "metadata": s.OBJ_OR_NULL,
+        "checkpoint": s.CHECKPOINT,
+    }
+)
+
+
+def _thread_id(request: Request) -> str:
+    return s.path_uuid(request, "thread_id", "thread")
+
+
+async def create(request: Request) -> Response:
+    body = await s.body(request, CREATE)
+    if body.get("supersteps"):
+        raise Unprocessable("supersteps are not supported yet; create the thread, then call update_state")
+    thread = await threads.create(
+        services(request),
+        thread_id=body.get("thread_id"),
+        metadata=body.get("metadata"),
+        if_exists=body.get("if_exists") or "raise",
+    )
+    return s.json_response(s.thread_json(thread))
+
+
+async def get(request: Request) -> Response:
+    return s.json_response(s.thread_json(await threads.get(services(request), _thread_id(request))))
+
+
+async def patch(request: Request) -> Response:
+    thread_id = _thread_id(request)
+    body = await s.body(request, PATCH)
+    thread = await threads.patch(services(request), thread_id, metadata=body.get("metadata"))
+    if "return=minimal" in (request.headers.get("prefer") or ""):
+        return Response(status_code=204)
+    return s.json_response(s.thread_json(thread))
+
+
+async def delete(request: Request) -> Response:
+    await threads.delete(services(request), _thread_id(request))
+    return Response(status_code=204)
+
+
+def _extract(thread: Json, paths: dict[str, Any]) -> Json:
+    out: Json = {}
+    for alias, path in paths.items():
+        value: Any = thread
+        for part in str(path).replace("]", "").replace("[", ".").split("."):
+            if part == "":
+                continue
+            try:
+                value = value[int(part)] if isinstance(value, list) else value[part]
+            except (KeyError, IndexError, TypeError, ValueError):
+                value = None
+                break
+        out[alias] = value
+    return out
+
+
+async def search(request: Request) -> Response:
+    body = await s.body(request, SEARCH)
+    limit, offset = body.get("limit", 10), body.get("offset", 0)
+    items, total = await threads.search(
+        services(request),
+        ids=body.get("ids"),
+        metadata=body.get("metadata"),
+        values=body.get("values"),
+        status=body.get("status"),
+        limit=limit,
+        offset=offset,
+        sort_by=body.get("sort_by"),
+        sort_order=body.get("sort_order"),
+    )
+    fields = body.get("select")
+    out = []
+    for thread in items:
+        item = s.thread_json(thread)
+        shaped = s.select(item, fields)
+        if body.get("extract"):
+            shaped["extracted"] = _extract(item, body["extract"])
+        out.append(shaped)
+    return s.json_response(out, headers=s.page_headers(offset, limit, len(items), total))
+
+
+async def count(request: Request) -> Response:
+    body = await s.body(request, COUNT)
+    n = await threads.count(
+        services(request), metadata=body.get("metadata"), values=body.get("values"), status=body.get("status")
+    )
+    return s.json_response(n)
+
+
+async def copy(request: Request) -> Response:
+    return s.json_response(s.thread_json(await threads.copy(services(request), _thread_id(request))))
+
+
+async def prune(request: Request) -> Response:
+    body = await s.body(request, PRUNE)
+    if body.get("strategy", "delete") != "delete":
+        raise Unprocessable("Only the 'delete' prune strategy is supported")
+    return s.json_response({"pruned_count": await threads.prune(services(request), body["thread_ids"])})
+
+
+# --- state ----------------------------------------------------------------------------------------
+
+
+async def get_state(request: Request) -> Response:
+    thread_id = _thread_id(request)
+    checkpoint_id = request.path_params.get("checkpoint_id")
+    checkpoint = {"checkpoint_id": checkpoint_id} if checkpoint_id else None
+    state = await threads.get_state(
+        services(request), thread_id, checkpoint=checkpoint, subgraphs=s.query_bool(request, "subgraphs")
+    )
+    return s.json_response(state)
+
+
+async def get_state_at(request: Request) -> Response:
+    thread_id = _thread_id(request)
+    body = await s.body(request, STATE_AT)
+    state = await threads.get_state(
+        services(request), thread_id, checkpoint=body.get("checkpoint"), subgraphs=bool(body.get("subgraphs"))
+    )
+    return s.json_response(state)
+
+
+async def update_state(request: Request) -> Response:
+    thread_id = _thread_id(request)
+    body = await s.body(request, STATE_UPDATE)
+    checkpoint = dict(body.get("checkpoint") or {})
+    if body.get("checkpoint_id"):
+        checkpoint["checkpoint_id"] = body["checkpoint_id"]
+    result = await threads.update_state(
+        services(request),
+        thread_id,
+        values=body.get("values"),
+        as_node=body.get("as_node"),
+        checkpoint=checkpoint or None,
+    )
+    return s.json_response(result)
+
+
+def _before(raw: Any) -> Json | None:
+    """`before` as a checkpoint id string, a Checkpoint dict, or a config dict with `configurable`."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return {"checkpoint_id": raw}
+    if isinstance(raw, dict):
+        inner = raw.get("configurable") if isinstance(raw.get("configurable"), dict) else raw
+        return {k: v for k, v in inner.items() if k in ("checkpoint_id", "checkpoint_ns") and v is not None}
+    return None
+
+
+async def history(request: Request) -> Response:
+    thread_id = _thread_id(request)
+    if request.method == "GET":
+        limit = s.query_int(request, "limit", 1, minimum=1, maximum=1000)
+        body: Json = {"limit": limit, "before": request.query_params.get("before") or None}
+    else:
+        body = await s.body(request, HISTORY)
+    found = await threads.history(
+        services(request),
+        thread_id,
+        limit=body.get("limit", 1),
+        before=_before(body.get("before")),
+        metadata=body.get("metadata"),
+        checkpoint=body.get("checkpoint"),
+    )
+    return s.json_response(found)

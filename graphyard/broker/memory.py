@@ -1,0 +1,178 @@
+"""In-process broker: a bounded ring buffer per channel and direct fan-out to subscriber queues."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+from graphyard.broker.ports import CancelCallback, StreamEvent
+
+_END = StreamEvent("", "", b"")
+
+
+def _id_key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return -1, -1
+
+
+class _Channel:
+    __slots__ = ("closed", "history", "last_ms", "seq", "subscribers", "touched")
+
+    def __init__(self, history_size: int) -> None:
+        self.history: deque[StreamEvent] = deque(maxlen=history_size)
+        self.subscribers: set[asyncio.Queue[StreamEvent]] = set()
+        self.closed = False
+        self.last_ms = 0
+        self.seq = 0
+        self.touched = time.monotonic()
+
+    def next_id(self) -> str:
+        ms = int(time.time() * 1000)
+        # Ids stay strictly increasing even when the clock repeats or steps back.
+        if ms <= self.last_ms:
+            self.seq += 1
+        else:
+            self.last_ms, self.seq = ms, 0
+        return f"{self.last_ms}-{self.seq}"
+
+
+class MemorySubscription:
+    """One listener's queue on a channel, with the replayed events served first."""
+
+    def __init__(self, channel: _Channel, queue: asyncio.Queue[StreamEvent], replay: list[StreamEvent]) -> None:
+        self._channel = channel
+        self._queue = queue
+        self._replay = deque(replay)
+        self._done = False
+
+    def __aiter__(self) -> MemorySubscription:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._replay:
+            return self._replay.popleft()
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _END:
+            await self.aclose()
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._channel.subscribers.discard(self._queue)
+
+
+class MemoryBroker:
+    """The embedded broker. Overflow policy: a subscriber whose queue fills up is ended, not blocked on."""
+
+    def __init__(self, *, history_size: int = 10_000, queue_size: int = 10_000, grace_seconds: float = 120.0) -> None:
+        self._channels: dict[str, _Channel] = {}
+        self._history_size = history_size
+        self._queue_size = queue_size
+        self._grace = grace_seconds
+        self._cancel: dict[str, list[CancelCallback]] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+
+    def _channel(self, name: str) -> _Channel:
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel(self._history_size)
+            self._schedule_expiry(name)
+        return channel
+
+    def _schedule_expiry(self, name: str) -> None:
+        # Every channel is dropped after a while, so a run that never closes its stream leaks nothing.
+        old = self._expiry.pop(name, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry[name] = loop.call_later(self._grace, self._expire, name)
+
+    def _expire(self, name: str) -> None:
+        channel = self._channels.get(name)
+        self._expiry.pop(name, None)
+        if channel is None:
+            return
+        idle = time.monotonic() - channel.touched
+        if not channel.closed and (channel.subscribers or idle < self._grace):
+            self._schedule_expiry(name)
+            return
+        del self._channels[name]
+
+    async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
+        ch = self._channel(channel)
+        item = StreamEvent(ch.next_id(), event, data)
+        ch.touched = time.monotonic()
+        if keep:
+            ch.history.append(item)
+        for queue in list(ch.subscribers):
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                ch.subscribers.discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(_END)
+        return item.id
+
+    def has_subscribers(self, channel: str) -> bool:
+        ch = self._channels.get(channel)
+        return bool(ch and ch.subscribers)
+
+    async def close_channel(self, channel: str) -> None:
+        ch = self._channel(channel)
+        ch.closed = True
+        for queue in list(ch.subscribers):
+            try:
+                queue.put_nowait(_END)
+            except asyncio.QueueFull:
+                queue.get_nowait()
+                queue.put_nowait(_END)
+        ch.subscribers.clear()
+        self._schedule_expiry(channel)
+
+    async def is_closed(self, channel: str) -> bool:
+        ch = self._channels.get(channel)
+        return bool(ch and ch.closed)
+
+    async def subscribe(self, channel: str, *, last_event_id: str | None = None) -> MemorySubscription:
+        ch = self._channel(channel)
+        queue: asyncio.Queue[StreamEvent] = asyncio.Queue(self._queue_size)
+        replay: list[StreamEvent] = []
+        if last_event_id is not None:
+            after = _id_key(last_event_id) if last_event_id not in ("-", "0", "") else (-1, -1)
+            replay = [e for e in ch.history if _id_key(e.id) > after]
+        if ch.closed:
+            queue.put_nowait(_END)
+        else:
+            ch.subscribers.add(queue)
+        return MemorySubscription(ch, queue, replay)
+
+    async def send_cancel(self, run_id: str, action: str) -> None:
+        for callback in list(self._cancel.get(run_id, ())):
+            callback(action)
+
+    def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
+        self._cancel.setdefault(run_id, []).append(callback)
+
+        def unregister() -> None:
+            callbacks = self._cancel.get(run_id)
+            if callbacks and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._cancel[run_id]
+
+        return unregister
+
+    async def close(self) -> None:
+        for handle in self._expiry.values():
+            handle.cancel()
+        self._expiry.clear()
+        self._channels.clear()
+        self._cancel.clear()

@@ -1,0 +1,56 @@
+"""The broker port: ordered, resumable event streams per channel, and cancel signals to run owners."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One published event: its id (unique and increasing within a channel), name and encoded data."""
+
+    id: str
+    event: str
+    data: bytes
+
+
+CancelCallback = Callable[[str], None]
+
+
+class Subscription(Protocol):
+    """Events of one channel for one listener; registered when created, so nothing later is missed."""
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
+
+    async def __anext__(self) -> StreamEvent: ...
+
+    async def aclose(self) -> None:
+        """Stop listening."""
+
+
+class Broker(Protocol):
+    """Moves already-encoded events from the process running a graph to every listener."""
+
+    async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
+        """Append an event to the channel and return its id. With keep, it can be replayed later."""
+
+    async def close_channel(self, channel: str) -> None:
+        """Mark the channel finished: live subscribers end after the events already published."""
+
+    async def subscribe(self, channel: str, *, last_event_id: str | None = None) -> Subscription:
+        """Live events of the channel from now on; with last_event_id, first replay the kept events after it.
+        Ends when the channel is closed. Subscribing before the first publish misses nothing."""
+
+    async def is_closed(self, channel: str) -> bool:
+        """Whether close_channel was called for the channel (and it has not expired)."""
+
+    async def send_cancel(self, run_id: str, action: str) -> None:
+        """Tell whichever process runs run_id to stop it with this action."""
+
+    def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
+        """Call callback(action) when a cancel for run_id arrives; returns the function that unregisters."""
+
+    async def close(self) -> None:
+        """Release connections and drop buffers."""

@@ -1,0 +1,286 @@
+"""Run one claimed run: build the graph, stream its events to the broker, and record how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.types import Command, Send
+
+from graphyard.logs import get_logger
+from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, isoformat, now
+from graphyard.serde import dumps, to_jsonable
+from graphyard.services import state as st
+from graphyard.services.context import Services
+from graphyard.services.runs import run_channel
+
+log = get_logger("graphyard.engine")
+
+# Stream modes a client may ask for, and the LangGraph mode that produces each.
+_LANGGRAPH_MODE = {
+    "values": "values",
+    "updates": "updates",
+    "custom": "custom",
+    "debug": "debug",
+    "tasks": "tasks",
+    "checkpoints": "checkpoints",
+    "messages-tuple": "messages",
+    "messages": "messages",
+}
+
+
+class RunCancelled(Exception):
+    """The run was asked to stop (interrupt or rollback)."""
+
+    def __init__(self, action: CancelAction) -> None:
+        self.action = action
+        super().__init__(action.value)
+
+
+@dataclass
+class Outcome:
+    status: RunStatus
+    output: Any
+    error: Json | None = None
+    values: Any = None
+    interrupts: list[Any] = field(default_factory=list)
+
+
+def _command(raw: Json) -> Command[Any]:
+    goto = raw.get("goto")
+    if isinstance(goto, dict):
+        goto = Send(goto["node"], goto.get("input"))
+    elif isinstance(goto, list):
+        goto = [Send(g["node"], g.get("input")) if isinstance(g, dict) else g for g in goto]
+    update = raw.get("update")
+    if isinstance(update, list):
+        update = [tuple(pair) for pair in update]
+    return Command(resume=raw.get("resume"), goto=goto or (), update=update)
+
+
+def _context(svc: Services, graph_id: str, kwargs: Json) -> Any:
+    """The graph's runtime context: configurable and context keys its context schema knows."""
+    keys = svc.graphs.context_keys(graph_id)
+    context = kwargs.get("context") or {}
+    if keys is None:
+        return context or None
+    merged = {k: v for k, v in (kwargs["config"].get("configurable") or {}).items() if k in keys}
+    merged.update({k: v for k, v in context.items() if k in keys})
+    return merged
+
+
+def error_body(exc: BaseException) -> Json:
+    return {"error": type(exc).__name__, "message": str(exc)}
+
+
+class Execution:
+    """The state of one run while it executes in this process."""
+
+    def __init__(self, svc: Services, run: Run) -> None:
+        self.svc = svc
+        self.run = run
+        self.channel = run_channel(run.run_id)
+        self.keep = bool(run.kwargs.get("resumable"))
+        self.cancel_action: CancelAction | None = None
+        self.log = log.bind(run_id=run.run_id, thread_id=run.thread_id, attempt=run.attempt)
+
+    async def publish(self, event: str, data: Any) -> None:
+        await self.svc.broker.publish(self.channel, event, dumps(data), keep=self.keep)
+
+    async def stream(self) -> Outcome:
+        """Execute the graph, publishing the requested modes; returns how it ended (never raises for graph errors)."""
+        run, svc = self.run, self.svc
+        kwargs = run.kwargs
+        config: Json = dict(kwargs["config"])
+        graph_id = config["configurable"]["graph_id"]
+        requested = list(kwargs.get("stream_mode") or ["values"])
+        modes = {_LANGGRAPH_MODE[m] for m in requested if m in _LANGGRAPH_MODE} | {"values", "updates"}
+        subgraphs = bool(kwargs.get("subgraphs"))
+        checkpointer = None if run.temporary else svc.storage.checkpointer
+        graph_input: Any = kwargs.get("input")
+        if kwargs.get("command"):
+            graph_input = _command(kwargs["command"])
+        if run.attempt > 1 and checkpointer is not None and await self._has_own_checkpoint():
+            graph_input = None  # a retried run resumes from the checkpoint it last wrote
+        await self.publish("metadata", {"run_id": run.run_id, "attempt": run.attempt})
+        last_values: Any = None
+        interrupts: list[Any] = []
+        try:
+            async with svc.graphs.graph(graph_id, config, checkpointer=checkpointer, store=svc.storage.store) as graph:
+                async for ns, mode, chunk in self._astream(graph, graph_input, config, graph_id, modes, subgraphs):
+                    if not ns:
+                        if mode == "values":
+                            last_values = chunk
+                        elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
+                            interrupts.extend(chunk["__interrupt__"])
+                    await self._forward(requested, ns, mode, chunk)
+                snapshot = await self._snapshot(graph) if checkpointer is not None else None
+        except asyncio.CancelledError:
+            raise
+        except RunCancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any graph error becomes run status `error`, never a crash
+            self.log.info("run failed", error=repr(exc))
+            body = error_body(exc)
+            await self.publish("error", body)
+            return Outcome(RunStatus.ERROR, {"__error__": body}, error=body)
+        values = to_jsonable(last_values) if last_values is not None else None
+        output = values if values is not None else (snapshot.values if snapshot else None)
+        if output is None:
+            output = {}
+        if interrupts and isinstance(output, dict) and "__interrupt__" not in output:
+            output = {**output, "__interrupt__": to_jsonable(interrupts)}
+        return Outcome(RunStatus.SUCCESS, output, values=values)
+
+    async def _astream(
+        self, graph: Any, graph_input: Any, config: Json, graph_id: str, modes: set[str], subgraphs: bool
+    ) -> Any:
+        kwargs = self.run.kwargs
+        stream = graph.astream(
+            graph_input,
+            config,
+            context=_context(self.svc, graph_id, kwargs),
+            stream_mode=sorted(modes),
+            subgraphs=True,
+            interrupt_before=kwargs.get("interrupt_before"),
+            interrupt_after=kwargs.get("interrupt_after"),
+            durability=kwargs.get("durability") or "async",
+        )
+        async for ns, mode, chunk in stream:
+            if ns and not subgraphs:
+                continue
+            yield ns, mode, chunk
+
+    async def _forward(self, requested: list[str], ns: tuple[str, ...], mode: str, chunk: Any) -> None:
+        suffix = "".join(f"|{part}" for part in ns)
+        for wanted in requested:
+            if _LANGGRAPH_MODE.get(wanted) != mode:
+                continue
+            if wanted == "messages-tuple" or (wanted == "messages" and mode == "messages"):
+                # The full `messages` protocol (partial/complete) comes with the streaming work.
+                await self.publish(f"messages{suffix}", to_jsonable(list(chunk)))
+            else:
+                await self.publish(f"{wanted}{suffix}", chunk)
+
+    async def _has_own_checkpoint(self) -> bool:
+        config = st.thread_config(self.run.thread_id)
+        async for _ in self.svc.storage.checkpointer.alist(config, filter={"run_id": self.run.run_id}, limit=1):
+            return True
+        return False
+
+    async def _snapshot(self, graph: Any) -> ThreadSnapshot:
+        snap = await graph.aget_state(st.thread_config(self.run.thread_id))
+        return st.thread_snapshot(snap)
+
+
+async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:
+    """The thread's state from its latest checkpoint (None for runs without a checkpointer)."""
+    if run.temporary:
+        return None
+    graph_id = run.kwargs["config"]["configurable"]["graph_id"]
+    async with svc.graphs.graph(
+        graph_id, run.kwargs["config"], checkpointer=svc.storage.checkpointer, store=svc.storage.store
+    ) as graph:
+        snap = await graph.aget_state(st.thread_config(run.thread_id))
+    return st.thread_snapshot(snap)
+
+
+async def finish(svc: Services, run: Run, outcome: Outcome) -> None:
+    """Write the run's final status and its thread's status and values in one transaction."""
+    snapshot = await thread_snapshot(svc, run)
+    stamp = isoformat(now())
+    async with svc.storage.transaction() as tx:
+        current = await tx.get_run(run.run_id)
+        if current is None:
+            return  # deleted while running (thread or run deleted): nothing left to record
+        await tx.finish_run(run.run_id, outcome.status, outcome.output, stamp)
+        if run.temporary:
+            await tx.delete_thread(run.thread_id)
+            return
+        others = [r for r in await tx.inflight_runs(run.thread_id) if r.run_id != run.run_id]
+        if snapshot is None:
+            snapshot = ThreadSnapshot(values=outcome.values, interrupts={}, error=None, has_next=False)
+        failed = outcome.status in (RunStatus.ERROR, RunStatus.TIMEOUT)
+        status = st.settled_status(snapshot, others_inflight=bool(others), failed=failed)
+        await tx.set_thread_state(
+            run.thread_id,
+            status=status,
+            values=snapshot.values,
+            interrupts=snapshot.interrupts,
+            error=outcome.error,
+            updated_at=stamp,
+        )
+
+
+async def rollback(svc: Services, run: Run) -> None:
+    """Delete the run and the checkpoints it wrote, then re-derive the thread from what remains."""
+    async with svc.storage.transaction() as tx:
+        await tx.delete_run(run.run_id)
+        if not run.temporary:
+            await tx.delete_run_checkpoints(run.thread_id, run.run_id)
+        else:
+            await tx.delete_thread(run.thread_id)
+    if run.temporary:
+        return
+    snapshot = await thread_snapshot(svc, run)
+    stamp = isoformat(now())
+    async with svc.storage.transaction() as tx:
+        if await tx.get_thread(run.thread_id) is None or snapshot is None:
+            return
+        others = await tx.inflight_runs(run.thread_id)
+        status = st.settled_status(snapshot, others_inflight=bool(others), failed=False)
+        values = snapshot.values if snapshot.values else None
+        await tx.set_thread_state(
+            run.thread_id,
+            status=status,
+            values=values,
+            interrupts=snapshot.interrupts,
+            error=None,
+            updated_at=stamp,
+        )
+
+
+async def execute(svc: Services, run: Run) -> None:
+    """Run to completion, honouring cancel signals and the run timeout; always closes the event stream."""
+    execution = Execution(svc, run)
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_cancel(action: str) -> None:
+        execution.cancel_action = (
+            CancelAction(action) if action in ("interrupt", "rollback") else CancelAction.INTERRUPT
+        )
+        task.cancel()
+
+    unregister = svc.broker.on_cancel(run.run_id, on_cancel)
+    try:
+        if run.cancel_action is not None:
+            # Cancelled while it was being claimed: the signal may have been sent before we listened.
+            execution.cancel_action = run.cancel_action
+            raise asyncio.CancelledError
+        try:
+            async with asyncio.timeout(svc.settings.run_timeout_seconds):
+                outcome = await execution.stream()
+        except TimeoutError:
+            body = {"error": "TimeoutError", "message": f"Run exceeded {svc.settings.run_timeout_seconds}s"}
+            await execution.publish("error", body)
+            outcome = Outcome(RunStatus.TIMEOUT, {"__error__": body}, error=body)
+        unregister()
+        await finish(svc, run, outcome)
+    except asyncio.CancelledError:
+        unregister()
+        action = execution.cancel_action
+        if action is None:
+            raise  # the worker is shutting down; it requeues the run
+        # The cancel consumed our cancellation; uncancel so the bookkeeping below can await.
+        task.uncancel()
+        execution.log.info("run cancelled", action=action.value)
+        if action is CancelAction.ROLLBACK:
+            await rollback(svc, run)
+        else:
+            snapshot = await thread_snapshot(svc, run)
+            output = snapshot.values if snapshot and snapshot.values is not None else {}
+            await finish(svc, run, Outcome(RunStatus.INTERRUPTED, output, values=output))
+    finally:
+        await svc.broker.close_channel(execution.channel)

@@ -1,0 +1,111 @@
+"""The claim loop: take runnable runs as soon as they are due, up to N at once, and stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+from graphyard.engine.execute import Outcome, execute, finish
+from graphyard.logs import get_logger
+from graphyard.records import Run, RunStatus, isoformat, now
+from graphyard.services.context import Services
+from graphyard.services.runs import run_channel
+
+log = get_logger("graphyard.worker")
+
+# Nothing waits longer than this without looking at the queue again (a safety net, not the wake-up path).
+MAX_IDLE_SECONDS = 5.0
+
+
+class Worker:
+    """Claims runs from storage and executes each in its own task."""
+
+    def __init__(self, svc: Services, *, concurrency: int, worker_id: str | None = None) -> None:
+        self.svc = svc
+        self.concurrency = max(1, concurrency)
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self._tasks: dict[asyncio.Task[None], str] = {}
+        self._slot_free = asyncio.Event()
+        self.log = log.bind(worker_id=self.worker_id)
+
+    async def recover(self) -> None:
+        """Runs left `running` by a dead process go back to the queue, or fail after the retry limit."""
+        async with self.svc.storage.transaction() as tx:
+            orphans = await tx.running_runs()
+            for run in orphans:
+                stamp = isoformat(now())
+                if run.attempt >= self.svc.settings.max_attempts:
+                    body = {"error": "RetryLimitExceeded", "message": f"Run failed after {run.attempt} attempts"}
+                    await tx.finish_run(run.run_id, RunStatus.ERROR, {"__error__": body}, stamp)
+                    self.log.warning("run abandoned after retries", run_id=run.run_id, attempts=run.attempt)
+                else:
+                    await tx.requeue_run(run.run_id, stamp)
+                    self.log.info("run requeued after restart", run_id=run.run_id, attempt=run.attempt)
+        for run in orphans:
+            if run.attempt >= self.svc.settings.max_attempts:
+                body = {"error": "RetryLimitExceeded", "message": f"Run failed after {run.attempt} attempts"}
+                await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and execute until stop is set; then let running runs finish within the drain deadline."""
+        storage = self.svc.storage
+        while not stop.is_set():
+            if len(self._tasks) >= self.concurrency:
+                self._slot_free.clear()
+                await _first(stop.wait(), self._slot_free.wait())
+                continue
+            async with storage.transaction() as tx:
+                run = await tx.claim_run(self.worker_id, time.time(), self.svc.settings.lease_seconds)
+                next_at = None if run else await tx.next_available_at()
+            if run is not None:
+                task = asyncio.create_task(self._execute(run.run_id, run), name=f"run-{run.run_id}")
+                self._tasks[task] = run.run_id
+                task.add_done_callback(self._done)
+                continue
+            timeout = MAX_IDLE_SECONDS if next_at is None else min(MAX_IDLE_SECONDS, max(0.0, next_at - time.time()))
+            await _first(stop.wait(), storage.wait_for_work(timeout))
+
+    async def _execute(self, run_id: str, run: Run) -> None:
+        try:
+            await execute(self.svc, run)
+        except asyncio.CancelledError:
+            # Shutdown mid-run: hand the run back so it resumes from its last checkpoint.
+            with contextlib.suppress(Exception):
+                async with self.svc.storage.transaction() as tx:
+                    await tx.requeue_run(run_id, isoformat(now()))
+            raise
+        except Exception:
+            self.log.exception("run crashed the executor", run_id=run_id)
+            with contextlib.suppress(Exception):
+                body = {"error": "InternalError", "message": "An internal error occurred"}
+                await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
+                await self.svc.broker.close_channel(run_channel(run_id))
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._slot_free.set()
+        # Finishing a run may make the next run on its thread runnable.
+        self.svc.storage.notify_work()
+
+    async def drain(self, deadline: float) -> None:
+        """Wait for running runs up to deadline seconds, then cancel (requeue) the rest."""
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=deadline)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+
+
+async def _first(*aws: object) -> None:
+    """Wait until the first of these coroutines finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[arg-type]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,164 @@
+"""Domain records and enums shared by every layer: assistants, threads, runs and their states."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+Json = dict[str, Any]
+
+# The namespace the reference derives system assistant ids from: uuid5(NAMESPACE_GRAPH, graph_id).
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
+RUN_INFLIGHT = (RunStatus.PENDING, RunStatus.RUNNING)
+RUN_TERMINAL = (RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED)
+
+
+class ThreadStatus(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class MultitaskStrategy(StrEnum):
+    REJECT = "reject"
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+    ENQUEUE = "enqueue"
+
+
+class CancelAction(StrEnum):
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+
+
+class IfNotExists(StrEnum):
+    CREATE = "create"
+    REJECT = "reject"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    """A fixed-width ISO timestamp, so that string order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def epoch() -> float:
+    return time.time()
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (version 7), as the reference mints for threads, runs and crons."""
+    ms = time.time_ns() // 1_000_000
+    rand = uuid.uuid4().int
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 66) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def system_assistant_id(graph_id: str) -> str:
+    return str(uuid.uuid5(NAMESPACE_GRAPH, graph_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Assistant:
+    assistant_id: str
+    graph_id: str
+    config: Json
+    context: Json
+    metadata: Json
+    name: str
+    description: str | None
+    version: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantVersion:
+    assistant_id: str
+    graph_id: str
+    config: Json
+    context: Json
+    metadata: Json
+    name: str
+    description: str | None
+    version: int
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    thread_id: str
+    created_at: str
+    updated_at: str
+    state_updated_at: str
+    metadata: Json
+    status: ThreadStatus
+    config: Json
+    values: Any
+    interrupts: Json
+    error: Json | None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: str
+    updated_at: str
+    status: RunStatus
+    metadata: Json
+    kwargs: Json
+    multitask_strategy: MultitaskStrategy
+    available_at: float
+    attempt: int = 0
+    cancel_action: CancelAction | None = None
+    output: Any = None
+    temporary: bool = False
+    extra: Json = field(default_factory=dict)
+
+    @property
+    def is_inflight(self) -> bool:
+        return self.status in RUN_INFLIGHT
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSnapshot:
+    """What a finished run leaves on its thread: values, pending interrupts, error, next nodes."""
+
+    values: Any
+    interrupts: Json
+    error: Json | None
+    has_next: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search, with whether more rows follow."""
+
+    items: list[Any]
+    total: int
+    has_more: bool

@@ -1,0 +1,380 @@
+"""Runs: creation under the thread lock (multitask, if_not_exists, after_seconds), cancel, join, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from graphyard.errors import (
+    InvalidRequest,
+    NothingToCancel,
+    RunNotFound,
+    ThreadBusy,
+    ThreadNotFound,
+    ThreadOrAssistantNotFound,
+    Unprocessable,
+)
+from graphyard.records import (
+    RUN_TERMINAL,
+    Assistant,
+    CancelAction,
+    IfNotExists,
+    Json,
+    MultitaskStrategy,
+    Run,
+    RunStatus,
+    ThreadStatus,
+    isoformat,
+    now,
+    uuid7,
+)
+from graphyard.services import assistants
+from graphyard.services.assistants import mirror_context
+from graphyard.services.context import Services
+from graphyard.services.threads import new_thread
+from graphyard.storage.ports import Session
+
+RESERVED_CONFIGURABLE = frozenset(
+    {
+        "langgraph_auth_user",
+        "langgraph_auth_user_id",
+        "langgraph_auth_permissions",
+        "langgraph_request_id",
+        "__langsmith_project__",
+        "__langsmith_example_id__",
+        "__request_start_time_ms__",
+        "__after_seconds__",
+        "__otel_traceparent__",
+        "__otel_tracestate__",
+        "__dd_trace_headers__",
+        "__pregel_node_finished",
+        "__context_provided__",
+    }
+)
+RESERVED_METADATA = frozenset({"thread_id", "assistant_id", "run_id", "cron_id", "counters_since_delta_snapshot"})
+
+# How long a create with interrupt/rollback waits for the superseded runs to stop.
+SUPERSEDE_DEADLINE = 30.0
+
+
+def new_run_id() -> str:
+    return uuid7()
+
+
+def run_channel(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def thread_channel(thread_id: str) -> str:
+    return f"thread:{thread_id}"
+
+
+def _strip(mapping: Json | None, reserved: frozenset[str]) -> Json:
+    return {k: v for k, v in (mapping or {}).items() if k not in reserved}
+
+
+def _checkpoint_fields(payload: Json) -> Json:
+    checkpoint = dict(payload.get("checkpoint") or {})
+    if payload.get("checkpoint_id"):
+        checkpoint["checkpoint_id"] = payload["checkpoint_id"]
+    for key in ("checkpoint_id",):
+        value = checkpoint.get(key)
+        if value is not None:
+            try:
+                uuid.UUID(str(value))
+            except ValueError as exc:
+                raise Unprocessable("Invalid checkpoint ID") from exc
+    checkpoint.pop("thread_id", None)
+    return {k: v for k, v in checkpoint.items() if v is not None}
+
+
+def _stream_modes(value: Any) -> list[str]:
+    if value is None:
+        return ["values"]
+    return [value] if isinstance(value, str) else list(value)
+
+
+def build_kwargs(
+    payload: Json, assistant: Assistant, *, run_id: str, thread_id: str, temporary: bool, user_id: str = ""
+) -> Json:
+    """The run's stored kwargs: what the worker needs to execute it, in the reference's shape."""
+    config = copy.deepcopy(payload.get("config") or {})
+    context = payload.get("context") or None
+    config["configurable"] = _strip(config.get("configurable"), RESERVED_CONFIGURABLE)
+    context = _strip(context, RESERVED_CONFIGURABLE) if context else None
+    if config["configurable"] and context:
+        raise InvalidRequest(assistants.BOTH_CONFIGURABLE_AND_CONTEXT)
+    base_config, base_context = mirror_context(assistant.config, assistant.context)
+    run_config = {**base_config, **{k: v for k, v in config.items() if k != "configurable"}}
+    configurable = {**(base_config.get("configurable") or {}), **config["configurable"], **(context or {})}
+    configurable.update(_checkpoint_fields(payload))
+    configurable.update(
+        {
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "graph_id": assistant.graph_id,
+            "assistant_id": assistant.assistant_id,
+            "user_id": user_id,
+            "langgraph_auth_user_id": user_id,
+        }
+    )
+    run_config["configurable"] = configurable
+    run_config["metadata"] = _strip(config.get("metadata"), RESERVED_METADATA)
+    durability = payload.get("durability")
+    if durability is None:
+        durability = "exit" if payload.get("checkpoint_during") is False else "async"
+    return {
+        "input": payload.get("input"),
+        "command": payload.get("command"),
+        "config": run_config,
+        "context": {**base_context, **(context or {})},
+        "stream_mode": _stream_modes(payload.get("stream_mode")),
+        "interrupt_before": payload.get("interrupt_before"),
+        "interrupt_after": payload.get("interrupt_after"),
+        "webhook": payload.get("webhook"),
+        "feedback_keys": payload.get("feedback_keys"),
+        "temporary": temporary,
+        "subgraphs": bool(payload.get("stream_subgraphs", False)),
+        "resumable": bool(payload.get("stream_resumable", False)),
+        "checkpoint_during": payload.get("checkpoint_during", True),
+        "durability": durability,
+    }
+
+
+async def _resolve_assistant(svc: Services, assistant_id: str) -> Assistant:
+    try:
+        uuid.UUID(assistant_id)
+    except ValueError:
+        if assistant_id not in svc.graphs:
+            raise Unprocessable(
+                f"Assistant '{assistant_id}' is neither a UUID nor a graph. Expected one of: {svc.graphs.graph_ids()}"
+            ) from None
+    assistant = await assistants.resolve(svc, assistant_id)
+    if assistant is None:
+        raise ThreadOrAssistantNotFound()
+    return assistant
+
+
+async def create(
+    svc: Services,
+    payload: Json,
+    *,
+    thread_id: str | None,
+    run_id: str | None = None,
+    user_id: str = "",
+) -> Run:
+    """Create a run in one transaction that holds the thread: create or find the thread, apply the
+    multitask strategy to its in-flight runs, insert the pending run. Then wake the workers."""
+    assistant = await _resolve_assistant(svc, str(payload["assistant_id"]))
+    stateless = thread_id is None
+    command = payload.get("command") or None
+    if stateless and command and command.get("resume") is not None:
+        raise InvalidRequest("You must provide a thread_id when resuming.")
+    run_id = run_id or uuid7()
+    thread_id = thread_id or uuid7()
+    temporary = stateless and payload.get("on_completion", "delete") != "keep"
+    kwargs = build_kwargs(payload, assistant, run_id=run_id, thread_id=thread_id, temporary=temporary, user_id=user_id)
+    strategy = MultitaskStrategy(payload.get("multitask_strategy") or "enqueue")
+    if_not_exists = IfNotExists(payload.get("if_not_exists") or "reject")
+    after = float(payload.get("after_seconds") or 0)
+    prevent_insert = bool(payload.get("prevent_insert_if_inflight")) or strategy is MultitaskStrategy.REJECT
+    moment = now()
+    start = moment + timedelta(seconds=max(after, 0))
+    stamp = isoformat(moment)
+    request_metadata = _strip(payload.get("metadata"), RESERVED_METADATA)
+    config_metadata = kwargs["config"]["metadata"]
+    ids = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
+
+    superseded: list[tuple[Run, CancelAction]] = []
+    async with svc.storage.transaction() as tx:
+        thread = await tx.get_thread(thread_id)
+        if thread is None:
+            if not stateless and if_not_exists is IfNotExists.REJECT:
+                raise ThreadOrAssistantNotFound()
+            thread = new_thread(thread_id, {**ids, **config_metadata, **request_metadata}, status=ThreadStatus.BUSY)
+            await tx.insert_thread(thread)
+        inflight = await tx.inflight_runs(thread_id)
+        if inflight and prevent_insert:
+            if strategy is MultitaskStrategy.REJECT:
+                raise ThreadBusy()
+            return inflight[0]
+        metadata = {**assistant.metadata, **thread.metadata}
+        if stateless:
+            metadata.pop("graph_id", None)
+        else:
+            metadata.update(ids)
+        metadata.update(config_metadata)
+        metadata.update(request_metadata)
+        metadata["assistant_id"] = assistant.assistant_id
+        kwargs["config"]["metadata"] = {**metadata, **kwargs["config"]["metadata"]}
+        run = Run(
+            run_id=run_id,
+            thread_id=thread_id,
+            assistant_id=assistant.assistant_id,
+            created_at=isoformat(start),
+            updated_at=stamp,
+            status=RunStatus.PENDING,
+            metadata=metadata,
+            kwargs=kwargs,
+            multitask_strategy=strategy,
+            available_at=start.timestamp(),
+            temporary=temporary,
+        )
+        await tx.insert_run(run)
+        if not stateless:
+            merged = {**thread.metadata, **ids}
+            if merged != thread.metadata:
+                await tx.update_thread_metadata(thread_id, merged, stamp)
+        await tx.set_thread_status(thread_id, ThreadStatus.BUSY, stamp)
+        if strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
+            action = CancelAction(strategy.value)
+            for other in inflight:
+                if await _cancel_in_tx(tx, other, action):
+                    superseded.append((other, action))
+    svc.storage.notify_work()
+    if superseded:
+        await _signal_and_wait(svc, superseded)
+    return run
+
+
+async def _cancel_in_tx(tx: Session, run: Run, action: CancelAction) -> bool:
+    """Cancel inside the creating transaction: a pending run stops at once; a running one is asked
+    to stop (True: the caller signals its worker after commit)."""
+    stamp = isoformat(now())
+    if run.status is RunStatus.PENDING:
+        if action is CancelAction.ROLLBACK:
+            await tx.delete_run(run.run_id)
+        else:
+            await tx.finish_run(run.run_id, RunStatus.INTERRUPTED, run.output, stamp)
+        return False
+    await tx.request_cancel(run.run_id, action, stamp)
+    return True
+
+
+async def _signal_and_wait(svc: Services, runs: Sequence[tuple[Run, CancelAction]]) -> None:
+    for run, action in runs:
+        await svc.broker.send_cancel(run.run_id, action.value)
+    deadline = time.monotonic() + SUPERSEDE_DEADLINE
+    for run, _ in runs:
+        await wait_terminal(svc, run.run_id, deadline=deadline)
+
+
+async def wait_terminal(svc: Services, run_id: str, *, deadline: float | None = None) -> Run | None:
+    """Wait until the run is terminal (or gone); returns the final run, or None if it was deleted."""
+    while True:
+        sub = await svc.broker.subscribe(run_channel(run_id))
+        try:
+            async with svc.storage.read() as db:
+                run = await db.get_run(run_id)
+            if run is None or run.status in RUN_TERMINAL:
+                return run
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return run
+            # Re-check storage now and then: the channel may close in another process or expire.
+            timeout = 5.0 if remaining is None else min(5.0, remaining)
+            try:
+                await asyncio.wait_for(_drain(sub), timeout)
+            except TimeoutError:
+                pass
+        finally:
+            await sub.aclose()
+
+
+async def _drain(sub: Any) -> None:
+    async for _ in sub:
+        pass
+
+
+async def get(svc: Services, thread_id: str, run_id: str) -> Run:
+    async with svc.storage.read() as db:
+        run = await db.get_run(run_id, thread_id)
+    if run is None:
+        raise RunNotFound()
+    return run
+
+
+async def list_runs(svc: Services, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Run]:
+    async with svc.storage.read() as db:
+        if await db.get_thread(thread_id) is None:
+            raise ThreadNotFound(f"Thread with ID {thread_id} not found")
+        return await db.list_runs(thread_id, status=status, limit=limit, offset=offset)
+
+
+async def join(svc: Services, thread_id: str, run_id: str) -> Any:
+    """The run's final output once it is terminal: values, `__interrupt__`, or `__error__`."""
+    await get(svc, thread_id, run_id)
+    run = await wait_terminal(svc, run_id)
+    if run is None:
+        raise RunNotFound()
+    return output_of(run)
+
+
+def output_of(run: Run) -> Any:
+    return run.output if run.output is not None else {}
+
+
+async def cancel(
+    svc: Services,
+    *,
+    thread_id: str | None,
+    run_ids: Sequence[str] | None,
+    status: str | None,
+    action: CancelAction,
+    wait: bool,
+) -> None:
+    """Cancel pending runs at once and signal running ones; with wait, return once they have stopped."""
+    async with svc.storage.transaction() as tx:
+        targets = await tx.cancellable_runs(thread_id=thread_id, run_ids=run_ids, status=status)
+        if not targets:
+            if run_ids and thread_id is not None:
+                for run_id in run_ids:
+                    if await tx.get_run(run_id, thread_id) is not None:
+                        raise NothingToCancel(
+                            "No matching runs to cancel. Please verify the thread ID and run IDs are correct, "
+                            "and the runs haven't been deleted or completed."
+                        )
+            raise NothingToCancel()
+        signalled: list[tuple[Run, CancelAction]] = []
+        stamp = isoformat(now())
+        touched = set()
+        for run in targets:
+            if await _cancel_in_tx(tx, run, action):
+                signalled.append((run, action))
+            else:
+                touched.add(run.thread_id)
+        for tid in touched:
+            await _settle_idle_thread(tx, tid, stamp)
+    for run in targets:
+        if (run, action) not in signalled:
+            await svc.broker.close_channel(run_channel(run.run_id))
+    for run, act in signalled:
+        await svc.broker.send_cancel(run.run_id, act.value)
+    if wait:
+        for run, _ in signalled:
+            await wait_terminal(svc, run.run_id, deadline=time.monotonic() + SUPERSEDE_DEADLINE)
+
+
+async def _settle_idle_thread(tx: Session, thread_id: str, stamp: str) -> None:
+    """After pending runs were cancelled, a thread with nothing in flight is no longer busy."""
+    if await tx.inflight_runs(thread_id):
+        return
+    thread = await tx.get_thread(thread_id)
+    if thread is not None and thread.status is ThreadStatus.BUSY:
+        status = ThreadStatus.INTERRUPTED if thread.interrupts else ThreadStatus.IDLE
+        await tx.set_thread_status(thread_id, status, stamp)
+
+
+async def delete(svc: Services, thread_id: str, run_id: str) -> None:
+    """Delete a run; an in-flight run is rolled back first, so its thread is never left busy."""
+    run = await get(svc, thread_id, run_id)
+    if run.is_inflight:
+        await cancel(svc, thread_id=thread_id, run_ids=[run_id], status=None, action=CancelAction.ROLLBACK, wait=True)
+    async with svc.storage.transaction() as tx:
+        await tx.delete_run(run_id)
+        await tx.delete_run_checkpoints(thread_id, run_id)

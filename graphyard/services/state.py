@@ -1,0 +1,139 @@
+"""Thread state through LangGraph: snapshots as wire JSON, the thread's graph, status derived from state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from langgraph.pregel import Pregel
+from langgraph.types import Interrupt, StateSnapshot
+
+from graphyard.errors import InvalidRequest
+from graphyard.records import Json, Thread, ThreadSnapshot, ThreadStatus
+from graphyard.serde import to_jsonable
+from graphyard.services.context import Services
+
+EMPTY_STATE: Json = {
+    "values": {},
+    "next": [],
+    "tasks": [],
+    "metadata": None,
+    "created_at": None,
+    "checkpoint": None,
+    "parent_checkpoint": None,
+    "interrupts": [],
+    "checkpoint_id": None,
+    "parent_checkpoint_id": None,
+}
+
+
+def thread_config(thread_id: str, checkpoint: Json | None = None) -> dict[str, Any]:
+    configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    for key, value in (checkpoint or {}).items():
+        if key != "thread_id" and value is not None:
+            configurable[key] = value
+    return {"configurable": configurable}
+
+
+def graph_id_of(thread: Thread) -> str | None:
+    graph_id = thread.metadata.get("graph_id")
+    return graph_id if isinstance(graph_id, str) else None
+
+
+@asynccontextmanager
+async def thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[Any, Any, Any, Any]]:
+    """The thread's graph bound to our checkpointer and store; 400 when the thread has no graph yet."""
+    graph_id = graph_id_of(thread)
+    if graph_id is None or graph_id not in svc.graphs:
+        raise InvalidRequest(f"Thread {thread.thread_id} has no assigned graph ID")
+    config = thread_config(thread.thread_id)
+    async with svc.graphs.graph(
+        graph_id, config, checkpointer=svc.storage.checkpointer, store=svc.storage.store
+    ) as graph:
+        yield graph
+
+
+def _interrupt(item: Interrupt) -> Json:
+    return {"id": item.id, "value": to_jsonable(item.value)}
+
+
+def _checkpoint(config: Any) -> Json | None:
+    if not config:
+        return None
+    conf = config.get("configurable") or {}
+    out: Json = {
+        "thread_id": conf.get("thread_id"),
+        "checkpoint_ns": conf.get("checkpoint_ns", ""),
+        "checkpoint_id": conf.get("checkpoint_id"),
+    }
+    if conf.get("checkpoint_map"):
+        out["checkpoint_map"] = conf["checkpoint_map"]
+    return out
+
+
+def _error_text(error: Exception | None) -> str | None:
+    return None if error is None else f"{type(error).__name__}({error!s})"
+
+
+def snapshot_json(snap: StateSnapshot) -> Json:
+    """A LangGraph StateSnapshot as the reference's ThreadState JSON."""
+    if not snap.config or (snap.created_at is None and not snap.values and not snap.next):
+        return dict(EMPTY_STATE)
+    tasks = []
+    for task in snap.tasks:
+        state = task.state
+        tasks.append(
+            {
+                "id": task.id,
+                "name": task.name,
+                "path": to_jsonable(list(task.path)),
+                "error": _error_text(task.error),
+                "interrupts": [_interrupt(i) for i in task.interrupts],
+                "checkpoint": _checkpoint(state)
+                if state is not None and not isinstance(state, StateSnapshot)
+                else None,
+                "state": snapshot_json(state) if isinstance(state, StateSnapshot) else None,
+                "result": to_jsonable(task.result) if task.result is not None else None,
+            }
+        )
+    metadata = to_jsonable(dict(snap.metadata or {}))
+    checkpoint = _checkpoint(snap.config)
+    parent = _checkpoint(snap.parent_config)
+    return {
+        "values": to_jsonable(snap.values),
+        "next": list(snap.next),
+        "tasks": tasks,
+        "metadata": metadata,
+        "created_at": snap.created_at,
+        "checkpoint": checkpoint,
+        "parent_checkpoint": parent,
+        "interrupts": [_interrupt(i) for i in snap.interrupts],
+        "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
+        "parent_checkpoint_id": parent["checkpoint_id"] if parent else None,
+    }
+
+
+def thread_snapshot(snap: StateSnapshot, error: Json | None = None) -> ThreadSnapshot:
+    """What the thread row records about its latest checkpoint."""
+    interrupts: Json = {}
+    for task in snap.tasks:
+        if task.interrupts:
+            interrupts[task.id] = [_interrupt(i) for i in task.interrupts]
+    return ThreadSnapshot(
+        values=to_jsonable(snap.values) if snap.config else None,
+        interrupts=interrupts,
+        error=error,
+        has_next=bool(snap.next),
+    )
+
+
+def settled_status(snapshot: ThreadSnapshot, *, others_inflight: bool, failed: bool) -> ThreadStatus:
+    """busy if other runs wait; else error if the run raised; else interrupted if nodes are pending; else idle."""
+    if others_inflight:
+        return ThreadStatus.BUSY
+    if failed:
+        return ThreadStatus.ERROR
+    if snapshot.has_next or snapshot.interrupts:
+        return ThreadStatus.INTERRUPTED
+    return ThreadStatus.IDLE

@@ -1,0 +1,55 @@
+"""One frozen, typed Settings object, built once from the CLI flags and the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from exc
+
+
+def _int_env(name: str, default: int) -> int:
+    value = _float_env(name, default)
+    if value != int(value) or value < 0:
+        raise ValueError(f"environment variable {name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_path: Path
+    database_url: str
+    broker_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 2024
+    n_jobs_per_worker: int = 10
+    run_timeout_seconds: float = 86400.0
+    max_attempts: int = 3
+    lease_seconds: float = 30.0
+    stream_ttl_seconds: float = 120.0
+    max_body_bytes: int = 300 * 1024 * 1024
+    run_graphs: bool = True
+    serve_http: bool = True
+
+    @classmethod
+    def from_env(cls, *, config_path: Path, database_url: str, **overrides: object) -> Settings:
+        """Settings with the reference's variable names read from the environment."""
+        values: dict[str, object] = {
+            "n_jobs_per_worker": _int_env("N_JOBS_PER_WORKER", 10),
+            "run_timeout_seconds": _float_env("BG_JOB_TIMEOUT_SECS", 86400.0),
+            "max_attempts": _int_env("BG_JOB_MAX_RETRIES", 3),
+            "stream_ttl_seconds": _float_env("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
+            "max_body_bytes": _int_env("HTTP_MAX_REQUEST_BODY_BYTES", 300 * 1024 * 1024),
+            "broker_url": os.environ.get("REDIS_URI") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(config_path=config_path, database_url=database_url, **values)  # type: ignore[arg-type]

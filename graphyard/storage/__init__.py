@@ -1,0 +1,20 @@
+"""Storage: open the backend named by a URL (sqlite path or postgres URI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphyard.storage.ports import Session, Storage
+
+__all__ = ["Session", "Storage", "open_storage"]
+
+
+async def open_storage(url: str) -> Storage:
+    """Open and migrate the database at `url`: `sqlite:///path` or a plain path; postgres URIs later."""
+    if url.startswith(("postgres://", "postgresql://")):
+        raise NotImplementedError("PostgreSQL storage is not available yet")
+    # Imported here so that choosing one backend never imports another's driver.
+    from graphyard.storage.sqlite.storage import SqliteStorage
+
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return await SqliteStorage.open(Path(path))

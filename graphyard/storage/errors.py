@@ -1,0 +1,19 @@
+"""Storage-level errors: what adapters turn driver errors into."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """A storage operation failed."""
+
+
+class Unavailable(StorageError):
+    """The database cannot be reached or is overloaded."""
+
+
+class UniqueViolation(StorageError):
+    """A row with that key already exists."""
+
+    def __init__(self, constraint: str) -> None:
+        self.constraint = constraint
+        super().__init__(f"unique violation on {constraint}")

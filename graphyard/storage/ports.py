@@ -1,0 +1,184 @@
+"""The storage port: what services and the engine may ask of a database, whatever the backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
+
+from graphyard.records import Assistant, AssistantVersion, CancelAction, Json, Run, RunStatus, Thread, ThreadStatus
+
+# Filters are plain JSON: `metadata` filters use containment (PostgreSQL `@>` semantics: a list
+# filter matches a list that holds all of its items); `auth` filters use the langgraph_sdk.Auth
+# filter language ({"k": v}, {"k": {"$eq": v}}, {"k": {"$contains": v}}, {"$or": [...]}, {"$and": [...]}).
+
+
+class Session(Protocol):
+    """Queries on one connection: inside a write transaction, or on a read snapshot."""
+
+    # --- assistants ---------------------------------------------------------------------------
+    async def insert_assistant(self, assistant: Assistant) -> None:
+        """Insert an assistant and its first version row; UniqueViolation if the id exists."""
+
+    async def get_assistant(self, assistant_id: str, auth: Json | None = None) -> Assistant | None:
+        """The assistant, or None when missing or hidden by the auth filter."""
+
+    async def update_assistant(self, assistant: Assistant, *, new_version: bool) -> None:
+        """Overwrite the assistant row; with new_version also record it as a version row."""
+
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        """Delete the assistant and its versions; False when it did not exist."""
+
+    async def search_assistants(
+        self,
+        *,
+        graph_id: str | None,
+        metadata: Json | None,
+        name: str | None,
+        auth: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Assistant]:
+        """A page of assistants matching every given filter, in the given order."""
+
+    async def count_assistants(
+        self, *, graph_id: str | None, metadata: Json | None, name: str | None, auth: Json | None
+    ) -> int:
+        """How many assistants match."""
+
+    async def assistant_versions(
+        self, assistant_id: str, *, metadata: Json | None, limit: int, offset: int
+    ) -> list[AssistantVersion]:
+        """Versions of an assistant, newest first."""
+
+    async def assistant_version(self, assistant_id: str, version: int) -> AssistantVersion | None:
+        """One stored version."""
+
+    # --- threads ------------------------------------------------------------------------------
+    async def insert_thread(self, thread: Thread) -> None:
+        """Insert a thread; UniqueViolation if the id exists."""
+
+    async def get_thread(self, thread_id: str, auth: Json | None = None) -> Thread | None:
+        """The thread, or None when missing or hidden by the auth filter."""
+
+    async def update_thread_metadata(self, thread_id: str, metadata: Json, updated_at: str) -> None:
+        """Replace a thread's metadata."""
+
+    async def set_thread_state(
+        self,
+        thread_id: str,
+        *,
+        status: ThreadStatus,
+        values: Any,
+        interrupts: Json,
+        error: Json | None,
+        updated_at: str,
+    ) -> None:
+        """Record a thread's status and the state its latest checkpoint holds."""
+
+    async def set_thread_status(self, thread_id: str, status: ThreadStatus, updated_at: str) -> None:
+        """Change only a thread's status."""
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Delete a thread and its runs; False when it did not exist."""
+
+    async def search_threads(
+        self,
+        *,
+        ids: Sequence[str] | None,
+        metadata: Json | None,
+        values: Json | None,
+        status: str | None,
+        auth: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Thread]:
+        """A page of threads matching every given filter."""
+
+    async def count_threads(
+        self, *, metadata: Json | None, values: Json | None, status: str | None, auth: Json | None
+    ) -> int:
+        """How many threads match."""
+
+    # --- runs ---------------------------------------------------------------------------------
+    async def insert_run(self, run: Run) -> None:
+        """Insert a pending run (its own queue entry)."""
+
+    async def get_run(self, run_id: str, thread_id: str | None = None) -> Run | None:
+        """The run, optionally only if it belongs to that thread."""
+
+    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Run]:
+        """A thread's runs, newest first."""
+
+    async def inflight_runs(self, thread_id: str) -> list[Run]:
+        """The thread's pending and running runs, oldest first."""
+
+    async def delete_run(self, run_id: str) -> bool:
+        """Delete a run row; False when it did not exist."""
+
+    async def claim_run(self, worker_id: str, now: float, lease_seconds: float) -> Run | None:
+        """Mark the oldest runnable run running and leased to worker_id: pending, available_at <= now,
+        and no other run running on its thread. None when nothing is runnable."""
+
+    async def next_available_at(self) -> float | None:
+        """The earliest available_at among pending runs, to sleep until."""
+
+    async def finish_run(self, run_id: str, status: RunStatus, output: Any, updated_at: str) -> None:
+        """Record a run's terminal status and its join output, and release its lease."""
+
+    async def request_cancel(self, run_id: str, action: CancelAction, updated_at: str) -> None:
+        """Record that a running run must stop, with the action to take."""
+
+    async def requeue_run(self, run_id: str, updated_at: str) -> None:
+        """Return a running run to the queue (pending), keeping its attempt count."""
+
+    async def runs_leased_by_others(self, now: float) -> list[Run]:
+        """Running runs whose lease has expired."""
+
+    async def running_runs(self) -> list[Run]:
+        """Every running run (for recovery when this process is the only one on the database)."""
+
+    async def renew_leases(self, worker_id: str, expires_at: float) -> None:
+        """Extend every lease worker_id holds."""
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        """Delete the checkpoints (and their pending writes) that a run wrote, for rollback."""
+
+    async def cancellable_runs(
+        self, *, thread_id: str | None, run_ids: Sequence[str] | None, status: str | None
+    ) -> list[Run]:
+        """Pending/running runs selected by thread and ids, or by status (pending, running, all)."""
+
+
+class Storage(Protocol):
+    """A database: sessions for our tables, plus LangGraph's saver and store on the same database."""
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]:
+        """LangGraph's checkpoint saver on this database."""
+
+    @property
+    def store(self) -> BaseStore:
+        """LangGraph's long-term store on this database."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """A write transaction: committed on exit, rolled back on error. Writes are serialized."""
+
+    def read(self) -> AbstractAsyncContextManager[Session]:
+        """A read-only session that sees committed data."""
+
+    def notify_work(self) -> None:
+        """Wake workers waiting in wait_for_work (call after committing a runnable run)."""
+
+    async def wait_for_work(self, timeout: float | None) -> None:
+        """Return when notify_work was called (here or, for shared backends, anywhere) or at timeout."""
+
+    async def close(self) -> None:
+        """Release connections."""

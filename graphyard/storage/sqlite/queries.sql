@@ -1,0 +1,199 @@
+-- name: insert_assistant
+-- Create an assistant row.
+INSERT INTO graphyard_assistants (assistant_id, graph_id, config, context, metadata, name, description, version, created_at, updated_at)
+VALUES (:assistant_id, :graph_id, :config, :context, :metadata, :name, :description, :version, :created_at, :updated_at)
+
+-- name: insert_assistant_version
+-- Record one version of an assistant.
+INSERT INTO graphyard_assistant_versions (assistant_id, version, graph_id, config, context, metadata, name, description, created_at)
+VALUES (:assistant_id, :version, :graph_id, :config, :context, :metadata, :name, :description, :updated_at)
+
+-- name: get_assistant
+-- One assistant, if the auth filter lets the caller see it.
+SELECT * FROM graphyard_assistants
+WHERE assistant_id = :assistant_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+
+-- name: update_assistant
+-- Overwrite an assistant's current fields.
+UPDATE graphyard_assistants
+SET graph_id = :graph_id, config = :config, context = :context, metadata = :metadata, name = :name,
+    description = :description, version = :version, updated_at = :updated_at
+WHERE assistant_id = :assistant_id
+
+-- name: delete_assistant
+-- Delete an assistant (versions cascade).
+DELETE FROM graphyard_assistants WHERE assistant_id = :assistant_id
+
+-- name: search_assistants
+-- A page of assistants; {order} is chosen from a whitelist in code.
+SELECT * FROM graphyard_assistants
+WHERE (:graph_id IS NULL OR graph_id = :graph_id)
+  AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
+  AND (:name IS NULL OR instr(lower(name), lower(:name)) > 0)
+  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+ORDER BY {order}
+LIMIT :limit OFFSET :offset
+
+-- name: count_assistants
+-- How many assistants match.
+SELECT count(*) FROM graphyard_assistants
+WHERE (:graph_id IS NULL OR graph_id = :graph_id)
+  AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
+  AND (:name IS NULL OR instr(lower(name), lower(:name)) > 0)
+  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+
+-- name: assistant_versions
+-- Versions of an assistant, newest first.
+SELECT * FROM graphyard_assistant_versions
+WHERE assistant_id = :assistant_id AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
+ORDER BY version DESC
+LIMIT :limit OFFSET :offset
+
+-- name: assistant_version
+-- One version of an assistant.
+SELECT * FROM graphyard_assistant_versions WHERE assistant_id = :assistant_id AND version = :version
+
+-- name: insert_thread
+-- Create a thread row.
+INSERT INTO graphyard_threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, config, "values", interrupts, error)
+VALUES (:thread_id, :created_at, :updated_at, :state_updated_at, :metadata, :status, :config, :values, :interrupts, :error)
+
+-- name: get_thread
+-- One thread, if the auth filter lets the caller see it.
+SELECT * FROM graphyard_threads
+WHERE thread_id = :thread_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+
+-- name: update_thread_metadata
+-- Replace a thread's metadata.
+UPDATE graphyard_threads SET metadata = :metadata, updated_at = :updated_at WHERE thread_id = :thread_id
+
+-- name: set_thread_state
+-- Record a thread's status and the state of its latest checkpoint.
+UPDATE graphyard_threads
+SET status = :status, "values" = :values, interrupts = :interrupts, error = :error,
+    updated_at = :updated_at, state_updated_at = :updated_at
+WHERE thread_id = :thread_id
+
+-- name: set_thread_status
+-- Change only a thread's status.
+UPDATE graphyard_threads SET status = :status, updated_at = :updated_at WHERE thread_id = :thread_id
+
+-- name: delete_thread
+-- Delete a thread (runs cascade).
+DELETE FROM graphyard_threads WHERE thread_id = :thread_id
+
+-- name: search_threads
+-- A page of threads; {order} is chosen from a whitelist in code, {ids} is a list of placeholders.
+SELECT * FROM graphyard_threads
+WHERE ({ids})
+  AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
+  AND (:values IS NULL OR graphyard_contains("values", :values))
+  AND (:status IS NULL OR status = :status)
+  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+ORDER BY {order}
+LIMIT :limit OFFSET :offset
+
+-- name: count_threads
+-- How many threads match.
+SELECT count(*) FROM graphyard_threads
+WHERE (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
+  AND (:values IS NULL OR graphyard_contains("values", :values))
+  AND (:status IS NULL OR status = :status)
+  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+
+-- name: insert_run
+-- Enqueue a run.
+INSERT INTO graphyard_runs (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, kwargs,
+                            multitask_strategy, available_at, attempt, temporary)
+VALUES (:run_id, :thread_id, :assistant_id, :created_at, :updated_at, :status, :metadata, :kwargs,
+        :multitask_strategy, :available_at, :attempt, :temporary)
+
+-- name: get_run
+-- One run, optionally only within a thread.
+SELECT * FROM graphyard_runs WHERE run_id = :run_id AND (:thread_id IS NULL OR thread_id = :thread_id)
+
+-- name: list_runs
+-- A thread's runs, newest first.
+SELECT * FROM graphyard_runs
+WHERE thread_id = :thread_id AND (:status IS NULL OR status = :status)
+ORDER BY created_at DESC, rowid DESC
+LIMIT :limit OFFSET :offset
+
+-- name: inflight_runs
+-- A thread's pending and running runs, oldest first.
+SELECT * FROM graphyard_runs
+WHERE thread_id = :thread_id AND status IN ('pending', 'running')
+ORDER BY available_at, rowid
+
+-- name: delete_run
+-- Delete one run row.
+DELETE FROM graphyard_runs WHERE run_id = :run_id
+
+-- name: claim_run
+-- Take the oldest runnable run: due, and nothing else running on its thread.
+UPDATE graphyard_runs
+SET status = 'running', lease_owner = :worker_id, lease_expires_at = :lease_expires_at,
+    attempt = attempt + 1, updated_at = :updated_at
+WHERE run_id = (
+    SELECT r.run_id FROM graphyard_runs AS r
+    WHERE r.status = 'pending' AND r.available_at <= :now
+      AND NOT EXISTS (SELECT 1 FROM graphyard_runs AS o WHERE o.thread_id = r.thread_id AND o.status = 'running')
+    ORDER BY r.available_at, r.rowid
+    LIMIT 1
+)
+RETURNING *
+
+-- name: next_available_at
+-- When the next pending run becomes due.
+SELECT min(available_at) FROM graphyard_runs WHERE status = 'pending'
+
+-- name: finish_run
+-- A run's terminal status and join output.
+UPDATE graphyard_runs
+SET status = :status, output = :output, updated_at = :updated_at, lease_owner = NULL, lease_expires_at = NULL
+WHERE run_id = :run_id
+
+-- name: request_cancel
+-- Ask the worker holding a run to stop it.
+UPDATE graphyard_runs SET cancel_action = :action, updated_at = :updated_at WHERE run_id = :run_id
+
+-- name: requeue_run
+-- Put a running run back in the queue.
+UPDATE graphyard_runs
+SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = :updated_at
+WHERE run_id = :run_id AND status = 'running'
+
+-- name: expired_leases
+-- Running runs whose worker stopped renewing its lease.
+SELECT * FROM graphyard_runs WHERE status = 'running' AND lease_expires_at < :now
+
+-- name: cancellable_runs
+-- In-flight runs selected by thread and ids, or by status; {ids} is a list of placeholders.
+SELECT * FROM graphyard_runs
+WHERE status IN ('pending', 'running')
+  AND (:thread_id IS NULL OR thread_id = :thread_id)
+  AND ({ids})
+  AND (:status IS NULL OR :status = 'all' OR status = :status)
+ORDER BY available_at, rowid
+
+-- name: delete_run_checkpoint_writes
+-- Pending writes of the checkpoints a run created (LangGraph's saver table).
+DELETE FROM writes
+WHERE thread_id = :thread_id AND checkpoint_id IN (
+    SELECT checkpoint_id FROM checkpoints
+    WHERE thread_id = :thread_id AND json_extract(CAST(metadata AS TEXT), '$.run_id') = :run_id
+)
+
+-- name: delete_run_checkpoints
+-- The checkpoints a run created (LangGraph's saver table), for rollback.
+DELETE FROM checkpoints
+WHERE thread_id = :thread_id AND json_extract(CAST(metadata AS TEXT), '$.run_id') = :run_id
+
+-- name: requeue_all_running
+-- At startup of the only process on this file: every running run lost its worker.
+SELECT * FROM graphyard_runs WHERE status = 'running'
+
+-- name: renew_leases
+-- Extend the leases a worker holds.
+UPDATE graphyard_runs SET lease_expires_at = :lease_expires_at
+WHERE lease_owner = :worker_id AND status = 'running'

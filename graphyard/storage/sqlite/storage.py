@@ -1,0 +1,530 @@
+"""SQLite storage: one WAL file holding our tables, LangGraph's checkpoints and its store.
+
+All writers (our transactions, the saver, the store) share one asyncio lock, so there is exactly
+one writer at a time in this process and "database is locked" cannot come from ourselves.
+Reads use a separate connection and see committed data only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+from graphyard.records import (
+    Assistant,
+    AssistantVersion,
+    CancelAction,
+    Json,
+    Run,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+    isoformat,
+    now,
+)
+from graphyard.storage.errors import Unavailable, UniqueViolation
+from graphyard.storage.filters import auth_match, contains
+from graphyard.storage.queries import load_migrations, load_queries
+
+Q = load_queries("graphyard.storage.sqlite")
+MIGRATIONS = load_migrations("graphyard.storage.sqlite")
+
+_ASSISTANT_ORDER = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
+_THREAD_ORDER = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
+_NOCASE = {"name", "graph_id"}
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _loads(text: str | bytes | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _sql_contains(doc: str | None, want: str) -> bool:
+    return contains(_loads(doc), _loads(want))
+
+
+def _sql_auth(doc: str | None, flt: str) -> bool:
+    return auth_match(_loads(doc), _loads(flt))
+
+
+def _order(sort_by: str, sort_order: str, allowed: set[str], default: str) -> str:
+    column = sort_by if sort_by in allowed else default
+    direction = "ASC" if sort_order.lower() == "asc" else "DESC"
+    collate = " COLLATE NOCASE" if column in _NOCASE else ""
+    return f'"{column}"{collate} {direction}, rowid {direction}'
+
+
+def _id_clause(column: str, ids: Sequence[str] | None, params: dict[str, Any]) -> str:
+    if ids is None:
+        return "1"
+    names = []
+    for i, value in enumerate(ids):
+        params[f"id{i}"] = value
+        names.append(f":id{i}")
+    return f"{column} IN ({', '.join(names)})" if names else "0"
+
+
+def _assistant(row: sqlite3.Row) -> Assistant:
+    return Assistant(
+        assistant_id=row["assistant_id"],
+        graph_id=row["graph_id"],
+        config=_loads(row["config"]),
+        context=_loads(row["context"]),
+        metadata=_loads(row["metadata"]),
+        name=row["name"],
+        description=row["description"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _version(row: sqlite3.Row) -> AssistantVersion:
+    return AssistantVersion(
+        assistant_id=row["assistant_id"],
+        graph_id=row["graph_id"],
+        config=_loads(row["config"]),
+        context=_loads(row["context"]),
+        metadata=_loads(row["metadata"]),
+        name=row["name"],
+        description=row["description"],
+        version=row["version"],
+        created_at=row["created_at"],
+    )
+
+
+def _thread(row: sqlite3.Row) -> Thread:
+    return Thread(
+        thread_id=row["thread_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        state_updated_at=row["state_updated_at"],
+        metadata=_loads(row["metadata"]),
+        status=ThreadStatus(row["status"]),
+        config=_loads(row["config"]),
+        values=_loads(row["values"]),
+        interrupts=_loads(row["interrupts"]),
+        error=_loads(row["error"]),
+    )
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        assistant_id=row["assistant_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        status=RunStatus(row["status"]),
+        metadata=_loads(row["metadata"]),
+        kwargs=_loads(row["kwargs"]),
+        multitask_strategy=row["multitask_strategy"],
+        available_at=row["available_at"],
+        attempt=row["attempt"],
+        cancel_action=CancelAction(row["cancel_action"]) if row["cancel_action"] else None,
+        output=_loads(row["output"]),
+        temporary=bool(row["temporary"]),
+    )
+
+
+def _assistant_params(a: Assistant) -> dict[str, Any]:
+    return {
+        "assistant_id": a.assistant_id,
+        "graph_id": a.graph_id,
+        "config": _dumps(a.config),
+        "context": _dumps(a.context),
+        "metadata": _dumps(a.metadata),
+        "name": a.name,
+        "description": a.description,
+        "version": a.version,
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+    }
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+class SqliteSession:
+    """Our queries on one aiosqlite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def _one(self, sql: str, params: dict[str, Any]) -> sqlite3.Row | None:
+        async with self._conn.execute(sql, params) as cur:
+            row: sqlite3.Row | None = await cur.fetchone()
+            return row
+
+    async def _all(self, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def _exec(self, sql: str, params: dict[str, Any]) -> int:
+        try:
+            async with self._conn.execute(sql, params) as cur:
+                return cur.rowcount
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                raise UniqueViolation(str(exc)) from exc
+            raise
+
+    # --- assistants ---------------------------------------------------------------------------
+    async def insert_assistant(self, assistant: Assistant) -> None:
+        params = _assistant_params(assistant)
+        await self._exec(Q["insert_assistant"], params)
+        await self._exec(Q["insert_assistant_version"], params)
+
+    async def get_assistant(self, assistant_id: str, auth: Json | None = None) -> Assistant | None:
+        row = await self._one(Q["get_assistant"], {"assistant_id": assistant_id, "auth": _opt(auth)})
+        return _assistant(row) if row else None
+
+    async def update_assistant(self, assistant: Assistant, *, new_version: bool) -> None:
+        params = _assistant_params(assistant)
+        await self._exec(Q["update_assistant"], params)
+        if new_version:
+            await self._exec(Q["insert_assistant_version"], params)
+
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        return await self._exec(Q["delete_assistant"], {"assistant_id": assistant_id}) > 0
+
+    async def search_assistants(
+        self,
+        *,
+        graph_id: str | None,
+        metadata: Json | None,
+        name: str | None,
+        auth: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Assistant]:
+        sql = Q["search_assistants"].format(order=_order(sort_by, sort_order, _ASSISTANT_ORDER, "created_at"))
+        params = {
+            "graph_id": graph_id,
+            "metadata": _opt(metadata),
+            "name": name,
+            "auth": _opt(auth),
+            "limit": limit,
+            "offset": offset,
+        }
+        return [_assistant(r) for r in await self._all(sql, params)]
+
+    async def count_assistants(
+        self, *, graph_id: str | None, metadata: Json | None, name: str | None, auth: Json | None
+    ) -> int:
+        params = {"graph_id": graph_id, "metadata": _opt(metadata), "name": name, "auth": _opt(auth)}
+        row = await self._one(Q["count_assistants"], params)
+        return int(row[0]) if row else 0
+
+    async def assistant_versions(
+        self, assistant_id: str, *, metadata: Json | None, limit: int, offset: int
+    ) -> list[AssistantVersion]:
+        params = {"assistant_id": assistant_id, "metadata": _opt(metadata), "limit": limit, "offset": offset}
+        return [_version(r) for r in await self._all(Q["assistant_versions"], params)]
+
+    async def assistant_version(self, assistant_id: str, version: int) -> AssistantVersion | None:
+        row = await self._one(Q["assistant_version"], {"assistant_id": assistant_id, "version": version})
+        return _version(row) if row else None
+
+    # --- threads ------------------------------------------------------------------------------
+    async def insert_thread(self, thread: Thread) -> None:
+        await self._exec(
+            Q["insert_thread"],
+            {
+                "thread_id": thread.thread_id,
+                "created_at": thread.created_at,
+                "updated_at": thread.updated_at,
+                "state_updated_at": thread.state_updated_at,
+                "metadata": _dumps(thread.metadata),
+                "status": thread.status.value,
+                "config": _dumps(thread.config),
+                "values": _opt(thread.values),
+                "interrupts": _dumps(thread.interrupts),
+                "error": _opt(thread.error),
+            },
+        )
+
+    async def get_thread(self, thread_id: str, auth: Json | None = None) -> Thread | None:
+        row = await self._one(Q["get_thread"], {"thread_id": thread_id, "auth": _opt(auth)})
+        return _thread(row) if row else None
+
+    async def update_thread_metadata(self, thread_id: str, metadata: Json, updated_at: str) -> None:
+        params = {"thread_id": thread_id, "metadata": _dumps(metadata), "updated_at": updated_at}
+        await self._exec(Q["update_thread_metadata"], params)
+
+    async def set_thread_state(
+        self,
+        thread_id: str,
+        *,
+        status: ThreadStatus,
+        values: Any,
+        interrupts: Json,
+        error: Json | None,
+        updated_at: str,
+    ) -> None:
+        params = {
+            "thread_id": thread_id,
+            "status": status.value,
+            "values": _opt(values),
+            "interrupts": _dumps(interrupts),
+            "error": _opt(error),
+            "updated_at": updated_at,
+        }
+        await self._exec(Q["set_thread_state"], params)
+
+    async def set_thread_status(self, thread_id: str, status: ThreadStatus, updated_at: str) -> None:
+        params = {"thread_id": thread_id, "status": status.value, "updated_at": updated_at}
+        await self._exec(Q["set_thread_status"], params)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        return await self._exec(Q["delete_thread"], {"thread_id": thread_id}) > 0
+
+    async def search_threads(
+        self,
+        *,
+        ids: Sequence[str] | None,
+        metadata: Json | None,
+        values: Json | None,
+        status: str | None,
+        auth: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Thread]:
+        params: dict[str, Any] = {
+            "metadata": _opt(metadata),
+            "values": _opt(values),
+            "status": status,
+            "auth": _opt(auth),
+            "limit": limit,
+            "offset": offset,
+        }
+        sql = Q["search_threads"].format(
+            ids=_id_clause("thread_id", ids, params),
+            order=_order(sort_by, sort_order, _THREAD_ORDER, "updated_at"),
+        )
+        return [_thread(r) for r in await self._all(sql, params)]
+
+    async def count_threads(
+        self, *, metadata: Json | None, values: Json | None, status: str | None, auth: Json | None
+    ) -> int:
+        params = {"metadata": _opt(metadata), "values": _opt(values), "status": status, "auth": _opt(auth)}
+        row = await self._one(Q["count_threads"], params)
+        return int(row[0]) if row else 0
+
+    # --- runs ---------------------------------------------------------------------------------
+    async def insert_run(self, run: Run) -> None:
+        await self._exec(
+            Q["insert_run"],
+            {
+                "run_id": run.run_id,
+                "thread_id": run.thread_id,
+                "assistant_id": run.assistant_id,
+                "created_at": run.created_at,
+                "updated_at": run.updated_at,
+                "status": run.status.value,
+                "metadata": _dumps(run.metadata),
+                "kwargs": _dumps(run.kwargs),
+                "multitask_strategy": str(run.multitask_strategy),
+                "available_at": run.available_at,
+                "attempt": run.attempt,
+                "temporary": int(run.temporary),
+            },
+        )
+
+    async def get_run(self, run_id: str, thread_id: str | None = None) -> Run | None:
+        row = await self._one(Q["get_run"], {"run_id": run_id, "thread_id": thread_id})
+        return _run(row) if row else None
+
+    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Run]:
+        params = {"thread_id": thread_id, "status": status, "limit": limit, "offset": offset}
+        return [_run(r) for r in await self._all(Q["list_runs"], params)]
+
+    async def inflight_runs(self, thread_id: str) -> list[Run]:
+        return [_run(r) for r in await self._all(Q["inflight_runs"], {"thread_id": thread_id})]
+
+    async def delete_run(self, run_id: str) -> bool:
+        return await self._exec(Q["delete_run"], {"run_id": run_id}) > 0
+
+    async def claim_run(self, worker_id: str, now: float, lease_seconds: float) -> Run | None:
+        params = {
+            "worker_id": worker_id,
+            "now": now,
+            "lease_expires_at": now + lease_seconds,
+            "updated_at": isoformat_now(),
+        }
+        row = await self._one(Q["claim_run"], params)
+        return _run(row) if row else None
+
+    async def next_available_at(self) -> float | None:
+        row = await self._one(Q["next_available_at"], {})
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def finish_run(self, run_id: str, status: RunStatus, output: Any, updated_at: str) -> None:
+        params = {"run_id": run_id, "status": status.value, "output": _opt(output), "updated_at": updated_at}
+        await self._exec(Q["finish_run"], params)
+
+    async def request_cancel(self, run_id: str, action: CancelAction, updated_at: str) -> None:
+        params = {"run_id": run_id, "action": action.value, "updated_at": updated_at}
+        await self._exec(Q["request_cancel"], params)
+
+    async def requeue_run(self, run_id: str, updated_at: str) -> None:
+        await self._exec(Q["requeue_run"], {"run_id": run_id, "updated_at": updated_at})
+
+    async def runs_leased_by_others(self, now: float) -> list[Run]:
+        return [_run(r) for r in await self._all(Q["expired_leases"], {"now": now})]
+
+    async def running_runs(self) -> list[Run]:
+        return [_run(r) for r in await self._all(Q["requeue_all_running"], {})]
+
+    async def renew_leases(self, worker_id: str, expires_at: float) -> None:
+        await self._exec(Q["renew_leases"], {"worker_id": worker_id, "lease_expires_at": expires_at})
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        params = {"thread_id": thread_id, "run_id": run_id}
+        await self._exec(Q["delete_run_checkpoint_writes"], params)
+        await self._exec(Q["delete_run_checkpoints"], params)
+
+    async def cancellable_runs(
+        self, *, thread_id: str | None, run_ids: Sequence[str] | None, status: str | None
+    ) -> list[Run]:
+        params: dict[str, Any] = {"thread_id": thread_id, "status": status}
+        sql = Q["cancellable_runs"].format(ids=_id_clause("run_id", run_ids, params))
+        return [_run(r) for r in await self._all(sql, params)]
+
+
+def isoformat_now() -> str:
+    return isoformat(now())
+
+
+async def _connect(path: Path, *, autocommit: bool) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "")
+    conn.row_factory = sqlite3.Row
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=NORMAL")
+    await conn.execute("PRAGMA busy_timeout=10000")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.create_function("graphyard_contains", 2, _sql_contains, deterministic=True)
+    await conn.create_function("graphyard_auth", 2, _sql_auth, deterministic=True)
+    return conn
+
+
+class SqliteStorage:
+    """The embedded backend: everything in one SQLite file."""
+
+    def __init__(
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        store_conn: aiosqlite.Connection,
+        lock: asyncio.Lock,
+        saver: AsyncSqliteSaver,
+        store: AsyncSqliteStore,
+    ) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._store_conn = store_conn
+        self._lock = lock
+        self._saver = saver
+        self._store = store
+        self._work = asyncio.Event()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStorage:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            writer = await _connect(path, autocommit=False)
+            reader = await _connect(path, autocommit=False)
+            store_conn = await _connect(path, autocommit=True)
+        except sqlite3.Error as exc:
+            raise Unavailable(f"cannot open SQLite database {path}: {exc}") from exc
+        lock = asyncio.Lock()
+        saver = AsyncSqliteSaver(writer)
+        # Sharing the lock makes the saver and store wait for our transactions instead of failing.
+        saver.lock = lock
+        store = AsyncSqliteStore(store_conn)
+        store.lock = lock
+        self = cls(writer, reader, store_conn, lock, saver, store)
+        await self._migrate()
+        await saver.setup()
+        await store.setup()
+        return self
+
+    async def _migrate(self) -> None:
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await self._writer.execute(
+                    "CREATE TABLE IF NOT EXISTS graphyard_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+                )
+                async with self._writer.execute("SELECT version FROM graphyard_migrations") as cur:
+                    done = {row[0] for row in await cur.fetchall()}
+                for number, name, sql in MIGRATIONS:
+                    if number in done:
+                        continue
+                    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+                    for statement in code.split(";"):
+                        if statement.strip():
+                            await self._writer.execute(statement)
+                    await self._writer.execute(
+                        "INSERT INTO graphyard_migrations (version, name) VALUES (?, ?)", (number, name)
+                    )
+                await self._writer.commit()
+            except BaseException:
+                await self._writer.rollback()
+                raise
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]:
+        return self._saver
+
+    @property
+    def store(self) -> BaseStore:
+        return self._store
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteSession]:
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteSession(self._writer)
+            except BaseException:
+                await self._writer.rollback()
+                raise
+            await self._writer.commit()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqliteSession]:
+        yield SqliteSession(self._reader)
+
+    def notify_work(self) -> None:
+        self._work.set()
+
+    async def wait_for_work(self, timeout: float | None) -> None:
+        try:
+            await asyncio.wait_for(self._work.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._work.clear()
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._store_conn, self._writer):
+            await conn.close()
