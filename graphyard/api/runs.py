@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from graphyard.api import schemas as s
 from graphyard.api.deps import services
 from graphyard.api.sse import error_frame, relay, sse_response
+from graphyard.broker.ports import Subscription
 from graphyard.errors import NotFound, Unprocessable
 from graphyard.records import RUN_TERMINAL, CancelAction, Json, Run
 from graphyard.serde import dumps
@@ -105,23 +106,23 @@ async def batch(request: Request) -> Response:
 # --- waiting ------------------------------------------------------------------------------------
 
 
-async def _final_json(svc: Services, run: Run) -> AsyncIterator[bytes]:
+async def _final_json(svc: Services, run: Run, sub: Subscription | None = None) -> AsyncIterator[bytes]:
     """A JSON document streamed after whitespace keep-alives, as the reference's wait/join do."""
-    waiter = asyncio.ensure_future(runs.wait_terminal(svc, run.run_id))
+    waiter = asyncio.ensure_future(runs.result(svc, run.run_id, sub))
     try:
         while True:
             done, _ = await asyncio.wait({waiter}, timeout=5.0)
             if done:
                 break
             yield b"\n"
-        final = waiter.result()
+        found, output = waiter.result()
     finally:
         if not waiter.done():
             waiter.cancel()
-    if final is None:
+    if not found:
         yield dumps({"__error__": {"error": "NotFound", "message": "Run not found"}})
         return
-    yield dumps(runs.output_of(final))
+    yield dumps(output)
 
 
 def _json_stream(body: AsyncIterator[bytes], headers: dict[str, str]) -> StreamingResponse:
@@ -129,11 +130,18 @@ def _json_stream(body: AsyncIterator[bytes], headers: dict[str, str]) -> Streami
 
 
 async def _wait(request: Request, *, stateless: bool) -> Response:
-    run, payload = await _create(request, stateless=stateless)
     svc = services(request)
+    run_id = runs.new_run_id()
+    # Listen first: a temporary run deletes itself, so its end event is where its output is read.
+    sub = await svc.broker.subscribe(runs.run_channel(run_id))
+    try:
+        run, payload = await _create(request, stateless=stateless, run_id=run_id)
+    except BaseException:
+        await sub.aclose()
+        raise
     headers = _locations(run, stateless, "join")
     cancel_on_disconnect = payload.get("on_disconnect") == "cancel"
-    body = _final_json(svc, run)
+    body = _final_json(svc, run, sub)
     if cancel_on_disconnect:
         body = _cancel_when_abandoned(svc, run, body)
     return _json_stream(body, headers)

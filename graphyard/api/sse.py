@@ -56,7 +56,7 @@ async def relay(
             except StopAsyncIteration:
                 finished = True
                 return
-            if wants(item.event, modes):
+            if not item.event.startswith("__") and wants(item.event, modes):
                 yield frame(item.event, item.data, item.id if with_ids else None)
     finally:
         await sub.aclose()

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.messages import BaseMessageChunk
 from langgraph.types import Command, Send
 
 from graphyard.logs import get_logger
@@ -13,7 +14,7 @@ from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot
 from graphyard.serde import dumps, to_jsonable
 from graphyard.services import state as st
 from graphyard.services.context import Services
-from graphyard.services.runs import run_channel
+from graphyard.services.runs import END_EVENT, run_channel
 
 log = get_logger("graphyard.engine")
 
@@ -83,6 +84,8 @@ class Execution:
         self.channel = run_channel(run.run_id)
         self.keep = bool(run.kwargs.get("resumable"))
         self.cancel_action: CancelAction | None = None
+        self.message_seen: set[str] = set()
+        self.message_parts: dict[str, BaseMessageChunk] = {}
         self.log = log.bind(run_id=run.run_id, thread_id=run.thread_id, attempt=run.attempt)
 
     async def publish(self, event: str, data: Any) -> None:
@@ -137,17 +140,25 @@ class Execution:
         self, graph: Any, graph_input: Any, config: Json, graph_id: str, modes: set[str], subgraphs: bool
     ) -> Any:
         kwargs = self.run.kwargs
-        stream = graph.astream(
-            graph_input,
-            config,
-            context=_context(self.svc, graph_id, kwargs),
-            stream_mode=sorted(modes),
-            subgraphs=True,
-            interrupt_before=kwargs.get("interrupt_before"),
-            interrupt_after=kwargs.get("interrupt_after"),
-            durability=kwargs.get("durability") or "async",
-        )
-        async for ns, mode, chunk in stream:
+        options: Json = {
+            "context": _context(self.svc, graph_id, kwargs),
+            "stream_mode": sorted(modes),
+            "subgraphs": True,
+            "interrupt_before": kwargs.get("interrupt_before"),
+            "interrupt_after": kwargs.get("interrupt_after"),
+            "durability": kwargs.get("durability") or "async",
+        }
+        if "events" in (kwargs.get("stream_mode") or ()):
+            # astream_events carries the stream-mode chunks as the root graph's on_chain_stream events.
+            async for event in graph.astream_events(graph_input, config, version="v2", **options):
+                if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
+                    ns, mode, chunk = event["data"]["chunk"]
+                    if not ns or subgraphs:
+                        yield ns, mode, chunk
+                    continue
+                await self.publish("events", to_jsonable(event))
+            return
+        async for ns, mode, chunk in graph.astream(graph_input, config, **options):
             if ns and not subgraphs:
                 continue
             yield ns, mode, chunk
@@ -157,11 +168,28 @@ class Execution:
         for wanted in requested:
             if _LANGGRAPH_MODE.get(wanted) != mode:
                 continue
-            if wanted == "messages-tuple" or (wanted == "messages" and mode == "messages"):
-                # The full `messages` protocol (partial/complete) comes with the streaming work.
+            if wanted == "messages-tuple":
                 await self.publish(f"messages{suffix}", to_jsonable(list(chunk)))
+            elif wanted == "messages":
+                await self._forward_message(chunk)
             else:
                 await self.publish(f"{wanted}{suffix}", chunk)
+
+    async def _forward_message(self, chunk: Any) -> None:
+        """The `messages` protocol: metadata once per message, then the accumulated message so far
+        (`partial`) while tokens stream, or the whole message (`complete`) when a node returned it."""
+        message, metadata = chunk
+        message_id = getattr(message, "id", None) or ""
+        if message_id not in self.message_seen:
+            self.message_seen.add(message_id)
+            await self.publish("messages/metadata", {message_id: {"metadata": to_jsonable(metadata)}})
+        if isinstance(message, BaseMessageChunk):
+            previous = self.message_parts.get(message_id)
+            merged = message if previous is None else previous + message
+            self.message_parts[message_id] = merged
+            await self.publish("messages/partial", [to_jsonable(merged)])
+        else:
+            await self.publish("messages/complete", [to_jsonable(message)])
 
     async def _has_own_checkpoint(self) -> bool:
         config = st.thread_config(self.run.thread_id)
@@ -268,6 +296,7 @@ async def execute(svc: Services, run: Run) -> None:
             outcome = Outcome(RunStatus.TIMEOUT, {"__error__": body}, error=body)
         unregister()
         await finish(svc, run, outcome)
+        final: Any = outcome.output
     except asyncio.CancelledError:
         unregister()
         action = execution.cancel_action
@@ -278,9 +307,13 @@ async def execute(svc: Services, run: Run) -> None:
         execution.log.info("run cancelled", action=action.value)
         if action is CancelAction.ROLLBACK:
             await rollback(svc, run)
+            final = None
         else:
             snapshot = await thread_snapshot(svc, run)
-            output = snapshot.values if snapshot and snapshot.values is not None else {}
-            await finish(svc, run, Outcome(RunStatus.INTERRUPTED, output, values=output))
-    finally:
+            final = snapshot.values if snapshot and snapshot.values is not None else {}
+            await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final))
+    except BaseException:
         await svc.broker.close_channel(execution.channel)
+        raise
+    await svc.broker.publish(execution.channel, END_EVENT, dumps(final), keep=False)
+    await svc.broker.close_channel(execution.channel)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from graphyard.broker.ports import Subscription
 from graphyard.errors import (
     InvalidRequest,
     NothingToCancel,
@@ -33,8 +34,8 @@ from graphyard.records import (
     now,
     uuid7,
 )
+from graphyard.serde import loads
 from graphyard.services import assistants
-from graphyard.services.assistants import mirror_context
 from graphyard.services.context import Services
 from graphyard.services.threads import new_thread
 from graphyard.storage.ports import Session
@@ -60,6 +61,10 @@ RESERVED_METADATA = frozenset({"thread_id", "assistant_id", "run_id", "cron_id",
 
 # How long a create with interrupt/rollback waits for the superseded runs to stop.
 SUPERSEDE_DEADLINE = 30.0
+
+
+# Published last on a run's channel with the join output, so waiters need not read a deleted row.
+END_EVENT = "__end__"
 
 
 def new_run_id() -> str:
@@ -109,7 +114,8 @@ def build_kwargs(
     context = _strip(context, RESERVED_CONFIGURABLE) if context else None
     if config["configurable"] and context:
         raise InvalidRequest(assistants.BOTH_CONFIGURABLE_AND_CONTEXT)
-    base_config, base_context = mirror_context(assistant.config, assistant.context)
+    # Stored assistants already keep configurable and context mirrored.
+    base_config, base_context = assistant.config, assistant.context
     run_config = {**base_config, **{k: v for k, v in config.items() if k != "configurable"}}
     configurable = {**(base_config.get("configurable") or {}), **config["configurable"], **(context or {})}
     configurable.update(_checkpoint_fields(payload))
@@ -291,6 +297,33 @@ async def _drain(sub: Any) -> None:
         pass
 
 
+async def result(svc: Services, run_id: str, sub: Subscription | None = None) -> tuple[bool, Any]:
+    """(True, output) once the run is terminal, or (False, None) if it was deleted (rolled back,
+    or a temporary run whose thread is gone before we looked). Pass a subscription made before the
+    run was created to be sure to see the end event of a run that deletes itself."""
+    while True:
+        if sub is None:
+            sub = await svc.broker.subscribe(run_channel(run_id))
+        try:
+            async with svc.storage.read() as db:
+                run = await db.get_run(run_id)
+            if run is not None and run.status in RUN_TERMINAL:
+                return True, output_of(run)
+            try:
+                async with asyncio.timeout(5.0):
+                    async for event in sub:
+                        if event.event == END_EVENT:
+                            output = loads(event.data)
+                            return (output is not None), output
+            except TimeoutError:
+                pass
+            if run is None:
+                return False, None
+        finally:
+            await sub.aclose()
+            sub = None
+
+
 async def get(svc: Services, thread_id: str, run_id: str) -> Run:
     async with svc.storage.read() as db:
         run = await db.get_run(run_id, thread_id)
@@ -309,10 +342,10 @@ async def list_runs(svc: Services, thread_id: str, *, status: str | None, limit:
 async def join(svc: Services, thread_id: str, run_id: str) -> Any:
     """The run's final output once it is terminal: values, `__interrupt__`, or `__error__`."""
     await get(svc, thread_id, run_id)
-    run = await wait_terminal(svc, run_id)
-    if run is None:
+    found, output = await result(svc, run_id)
+    if not found:
         raise RunNotFound()
-    return output_of(run)
+    return output
 
 
 def output_of(run: Run) -> Any:
