@@ -165,7 +165,7 @@ async def set_latest(request: Request) -> Response:
     return s.json_response(s.assistant_json(assistant))
 
 
-async def _graph_of(request: Request) -> tuple[str, dict[str, Any]]:
+async def _graph_of(request: Request) -> tuple[str, Any]:
     """Graph endpoints accept a UUID or a graph name."""
     svc = services(request)
     raw = request.path_params["assistant_id"]

@@ -32,7 +32,7 @@ def json_error(status: int, detail: Any, headers: dict[str, str] | None = None) 
 def status_of(exc: errors.GraphyardError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 
@@ -45,7 +45,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return json_error(exc.status_code, exc.detail, exc.headers)
+    return json_error(exc.status_code, exc.detail, dict(exc.headers or {}))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

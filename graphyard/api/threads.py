@@ -226,7 +226,8 @@ def _before(raw: Any) -> Json | None:
     if isinstance(raw, str):
         return {"checkpoint_id": raw}
     if isinstance(raw, dict):
-        inner = raw.get("configurable") if isinstance(raw.get("configurable"), dict) else raw
+        nested = raw.get("configurable")
+        inner: Json = nested if isinstance(nested, dict) else raw
         return {k: v for k, v in inner.items() if k in ("checkpoint_id", "checkpoint_ns") and v is not None}
     return None
 

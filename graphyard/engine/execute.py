@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import BaseMessageChunk
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
 from graphyard.logs import get_logger
@@ -95,7 +96,7 @@ class Execution:
         """Execute the graph, publishing the requested modes; returns how it ended (never raises for graph errors)."""
         run, svc = self.run, self.svc
         kwargs = run.kwargs
-        config: Json = dict(kwargs["config"])
+        config = cast(RunnableConfig, dict(kwargs["config"]))
         graph_id = config["configurable"]["graph_id"]
         requested = list(kwargs.get("stream_mode") or ["values"])
         modes = {_LANGGRAPH_MODE[m] for m in requested if m in _LANGGRAPH_MODE} | {"values", "updates"}
@@ -137,7 +138,7 @@ class Execution:
         return Outcome(RunStatus.SUCCESS, output, values=values)
 
     async def _astream(
-        self, graph: Any, graph_input: Any, config: Json, graph_id: str, modes: set[str], subgraphs: bool
+        self, graph: Any, graph_input: Any, config: RunnableConfig, graph_id: str, modes: set[str], subgraphs: bool
     ) -> Any:
         kwargs = self.run.kwargs
         options: Json = {
@@ -208,7 +209,10 @@ async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:
         return None
     graph_id = run.kwargs["config"]["configurable"]["graph_id"]
     async with svc.graphs.graph(
-        graph_id, run.kwargs["config"], checkpointer=svc.storage.checkpointer, store=svc.storage.store
+        graph_id,
+        cast(RunnableConfig, run.kwargs["config"]),
+        checkpointer=svc.storage.checkpointer,
+        store=svc.storage.store,
     ) as graph:
         snap = await graph.aget_state(st.thread_config(run.thread_id))
     return st.thread_snapshot(snap)

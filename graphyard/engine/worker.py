@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable
 
 from graphyard.engine.execute import Outcome, execute, finish
 from graphyard.logs import get_logger
@@ -101,9 +102,9 @@ class Worker:
             await asyncio.wait(pending, timeout=5.0)
 
 
-async def _first(*aws: object) -> None:
+async def _first(*aws: Awaitable[object]) -> None:
     """Wait until the first of these coroutines finishes; cancel the others."""
-    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[arg-type]
+    tasks = [asyncio.ensure_future(a) for a in aws]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

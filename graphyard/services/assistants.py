@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import uuid
-from typing import Any
+
+from langchain_core.runnables import RunnableConfig
 
 from graphyard.errors import AssistantExists, AssistantNotFound, GraphNotFound, InvalidRequest
 from graphyard.records import Assistant, AssistantVersion, Json, isoformat, now, system_assistant_id
@@ -240,6 +241,8 @@ async def set_latest(svc: Services, assistant_id: str, version: int, auth: Json 
     return updated
 
 
-def graph_config(assistant: Assistant) -> dict[str, Any]:
+def graph_config(assistant: Assistant) -> RunnableConfig:
     """The RunnableConfig an assistant's graph is built with for schema and drawing calls."""
-    return {"configurable": {**assistant.config.get("configurable", {}), "assistant_id": assistant.assistant_id}}
+    return RunnableConfig(
+        configurable={**assistant.config.get("configurable", {}), "assistant_id": assistant.assistant_id}
+    )

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 
@@ -28,12 +29,12 @@ EMPTY_STATE: Json = {
 }
 
 
-def thread_config(thread_id: str, checkpoint: Json | None = None) -> dict[str, Any]:
+def thread_config(thread_id: str, checkpoint: Json | None = None) -> RunnableConfig:
     configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
     for key, value in (checkpoint or {}).items():
         if key != "thread_id" and value is not None:
             configurable[key] = value
-    return {"configurable": configurable}
+    return RunnableConfig(configurable=configurable)
 
 
 def graph_id_of(thread: Thread) -> str | None:
