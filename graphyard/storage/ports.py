@@ -148,6 +148,9 @@ class Session(Protocol):
     async def renew_leases(self, worker_id: str, expires_at: float) -> None:
         """Extend every lease worker_id holds."""
 
+    async def cancel_requests(self, worker_id: str) -> list[tuple[str, CancelAction]]:
+        """Runs leased by worker_id that were asked to stop, with the requested action."""
+
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         """Delete the checkpoints (and their pending writes) that a run wrote, for rollback."""
 

@@ -197,3 +197,8 @@ SELECT * FROM graphyard_runs WHERE status = 'running'
 -- Extend the leases a worker holds.
 UPDATE graphyard_runs SET lease_expires_at = :lease_expires_at
 WHERE lease_owner = :worker_id AND status = 'running'
+
+-- name: cancel_requests
+-- Runs a worker holds that were asked to stop.
+SELECT run_id, cancel_action FROM graphyard_runs
+WHERE lease_owner = :worker_id AND status = 'running' AND cancel_action IS NOT NULL

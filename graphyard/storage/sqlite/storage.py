@@ -398,6 +398,10 @@ class SqliteSession:
     async def renew_leases(self, worker_id: str, expires_at: float) -> None:
         await self._exec(Q["renew_leases"], {"worker_id": worker_id, "lease_expires_at": expires_at})
 
+    async def cancel_requests(self, worker_id: str) -> list[tuple[str, CancelAction]]:
+        rows = await self._all(Q["cancel_requests"], {"worker_id": worker_id})
+        return [(row["run_id"], CancelAction(row["cancel_action"])) for row in rows]
+
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         params = {"thread_id": thread_id, "run_id": run_id}
         await self._exec(Q["delete_run_checkpoint_writes"], params)
