@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,8 +33,11 @@ DRAIN_SECONDS = 10.0
 
 
 @contextlib.asynccontextmanager
-async def running_services(settings: Settings, graphs: GraphRegistry) -> AsyncIterator[Services]:
-    """Open storage and broker, make system assistants, run workers; close everything on exit."""
+async def running_services(
+    settings: Settings, graphs: GraphRegistry, *, exclusive: bool = False
+) -> AsyncIterator[Services]:
+    """Open storage and broker, make system assistants, run workers; close everything on exit.
+    `exclusive`: this is the only process on the database (dev), so runs left running are orphans."""
     storage = await open_storage(settings.database_url)
     broker = await open_broker(settings.broker_url)
     svc = Services(storage=storage, broker=broker, graphs=graphs, settings=settings)
@@ -43,31 +48,39 @@ async def running_services(settings: Settings, graphs: GraphRegistry) -> AsyncIt
         await ensure_system_assistants(svc)
         if settings.run_graphs:
             worker = Worker(svc, concurrency=settings.n_jobs_per_worker)
-            await worker.recover()
+            if exclusive:
+                await worker.recover()
             worker_task = asyncio.create_task(worker.run(stop), name="graphyard-worker")
             worker_task.add_done_callback(_die_loudly)
         yield svc
     finally:
+        log.info("stopping: draining running runs", deadline_seconds=DRAIN_SECONDS)
         stop.set()
         if worker is not None and worker_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
+            await asyncio.gather(worker_task, return_exceptions=True)
             await worker.drain(DRAIN_SECONDS)
         await broker.close()
         await storage.close()
 
 
+FATAL = asyncio.Event()
+
+
 def _die_loudly(task: asyncio.Task[None]) -> None:
-    # A dead claim loop must not leave a server that accepts runs it will never execute.
+    # A dead claim loop must not leave a server that accepts runs it will never execute:
+    # stop the process (the CLI exits non-zero) so a supervisor restarts it.
     if not task.cancelled() and task.exception() is not None:
-        log.critical("worker loop died", exc_info=task.exception())
-        raise SystemExit(1)
+        log.critical("worker loop died; stopping", exc_info=task.exception())
+        FATAL.set()
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
-def build_app(settings: Settings, project: ProjectConfig, graphs: GraphRegistry) -> Starlette:
+def build_app(
+    settings: Settings, project: ProjectConfig, graphs: GraphRegistry, *, exclusive: bool = False
+) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with running_services(settings, graphs) as svc:
+        async with running_services(settings, graphs, exclusive=exclusive) as svc:
             log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
             yield {"services": svc}
 
@@ -82,3 +95,30 @@ def build_app(settings: Settings, project: ProjectConfig, graphs: GraphRegistry)
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]
     return Starlette(routes=routes(), middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
+
+
+async def run_worker_only(settings: Settings, graphs: GraphRegistry) -> int:
+    """`graphyard worker`: execute runs, no HTTP; SIGTERM/SIGINT drain and stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_services(settings, graphs):
+        log.info("graphyard worker ready", graphs=graphs.graph_ids(), jobs=settings.n_jobs_per_worker)
+        await _first_of(stop.wait(), FATAL.wait())
+    return 1 if FATAL.is_set() else 0
+
+
+async def migrate_only(settings: Settings) -> None:
+    """`graphyard migrate`: open (and so migrate) the database, then close it."""
+    storage = await open_storage(settings.database_url)
+    await storage.close()
+
+
+async def _first_of(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -40,11 +40,16 @@ class Settings:
     run_graphs: bool = True
     serve_http: bool = True
 
+    def without_workers(self) -> Settings:
+        """The same settings for a process that serves HTTP but executes no runs."""
+        return replace(self, run_graphs=False)
+
     @classmethod
     def from_env(cls, *, config_path: Path, database_url: str, **overrides: object) -> Settings:
         """Settings with the reference's variable names read from the environment."""
         values: dict[str, object] = {
             "n_jobs_per_worker": _int_env("N_JOBS_PER_WORKER", 10),
+            "lease_seconds": _float_env("GRAPHYARD_LEASE_SECONDS", 30.0),
             "run_timeout_seconds": _float_env("BG_JOB_TIMEOUT_SECS", 86400.0),
             "max_attempts": _int_env("BG_JOB_MAX_RETRIES", 3),
             "stream_ttl_seconds": _float_env("RESUMABLE_STREAM_TTL_SECONDS", 120.0),

@@ -280,6 +280,9 @@ async def execute(svc: Services, run: Run) -> None:
     assert task is not None
 
     def on_cancel(action: str) -> None:
+        # Signals can arrive twice (broker and lease heartbeat); only the first one cancels.
+        if execution.cancel_action is not None:
+            return
         execution.cancel_action = (
             CancelAction(action) if action in ("interrupt", "rollback") else CancelAction.INTERRUPT
         )

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable
 
 from graphyard.engine.execute import Outcome, execute, finish
+from graphyard.engine.leases import heartbeat, sweeper
 from graphyard.logs import get_logger
 from graphyard.records import Run, RunStatus, isoformat, now
 from graphyard.services.context import Services
@@ -50,7 +51,30 @@ class Worker:
                 await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and execute until stop is set; then let running runs finish within the drain deadline."""
+        """Claim and execute until stop is set. Side tasks (lease heartbeat, sweeper) are supervised:
+        if one dies, the loop stops and run() raises, so the process does not go on half-dead."""
+        side = [
+            asyncio.create_task(heartbeat(self.svc, self.worker_id, stop), name="graphyard-heartbeat"),
+            asyncio.create_task(sweeper(self.svc, stop), name="graphyard-sweeper"),
+        ]
+        failure: list[BaseException] = []
+
+        def supervise(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None and not stop.is_set():
+                failure.append(task.exception())  # type: ignore[arg-type]
+                stop.set()
+
+        for task in side:
+            task.add_done_callback(supervise)
+        try:
+            await self._claim_loop(stop)
+        finally:
+            stop.set()
+            await asyncio.gather(*side, return_exceptions=True)
+        if failure:
+            raise RuntimeError(f"worker {self.worker_id} side task died") from failure[0]
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
         storage = self.svc.storage
         while not stop.is_set():
             if len(self._tasks) >= self.concurrency:
