@@ -42,6 +42,7 @@ def routes() -> list[Route]:
         Route(t + "/state/checkpoint", threads.get_state_at, methods=["POST"]),
         Route(t + "/state/{checkpoint_id}", threads.get_state, methods=["GET"]),
         Route(t + "/history", threads.history, methods=["GET", "POST"]),
+        Route(t + "/stream", threads.join_stream, methods=["GET"]),
         # runs on a thread
         Route(t + "/runs", runs.create_stateful, methods=["POST"]),
         Route(t + "/runs", runs.list_runs, methods=["GET"]),

@@ -12,12 +12,13 @@ from starlette.responses import Response, StreamingResponse
 
 from graphyard.api import schemas as s
 from graphyard.api.deps import services
-from graphyard.api.sse import error_frame, relay, sse_response
+from graphyard.api.sse import error_frame, relay, sse_response, wants
 from graphyard.broker.ports import Subscription
 from graphyard.errors import NotFound, Unprocessable
 from graphyard.records import RUN_TERMINAL, CancelAction, Json, Run
 from graphyard.serde import dumps
 from graphyard.services import runs
+from graphyard.services.channels import run_channel
 from graphyard.services.context import Services
 
 RUN_STATUSES = ["pending", "running", "error", "success", "timeout", "interrupted"]
@@ -133,7 +134,7 @@ async def _wait(request: Request, *, stateless: bool) -> Response:
     svc = services(request)
     run_id = runs.new_run_id()
     # Listen first: a temporary run deletes itself, so its end event is where its output is read.
-    sub = await svc.broker.subscribe(runs.run_channel(run_id))
+    sub = await svc.broker.subscribe(run_channel(run_id))
     try:
         run, payload = await _create(request, stateless=stateless, run_id=run_id)
     except BaseException:
@@ -192,7 +193,7 @@ async def _stream(request: Request, *, stateless: bool) -> Response:
     svc = services(request)
     run_id = runs.new_run_id()
     # Subscribe before the run exists, so not even its first event can be missed.
-    sub = await svc.broker.subscribe(runs.run_channel(run_id))
+    sub = await svc.broker.subscribe(run_channel(run_id))
     try:
         run, payload = await _create(request, stateless=stateless, run_id=run_id)
     except BaseException:
@@ -236,7 +237,7 @@ async def join_stream(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
     last_event_id = request.headers.get("last-event-id")
-    sub = await svc.broker.subscribe(runs.run_channel(run_id), last_event_id=last_event_id)
+    sub = await svc.broker.subscribe(run_channel(run_id), last_event_id=last_event_id)
     try:
         run = await runs.get(svc, thread_id, run_id)
     except NotFound:
@@ -248,15 +249,19 @@ async def join_stream(request: Request) -> Response:
         return sse_response(not_found())
     if run.status in RUN_TERMINAL:
         # Nothing more will be published; what a Last-Event-ID asks for is already buffered.
-        await svc.broker.close_channel(runs.run_channel(run_id))
+        await svc.broker.close_channel(run_channel(run_id))
     on_disconnect = None
     if s.query_bool(request, "cancel_on_disconnect"):
 
         async def on_disconnect() -> None:
             await _cancel_quietly(svc, run)
 
+    modes = _mode_filter(request)
     body = relay(
-        sub, with_ids=bool(run.kwargs.get("resumable")), modes=_mode_filter(request), on_disconnect=on_disconnect
+        sub,
+        with_ids=bool(run.kwargs.get("resumable")),
+        accept=(lambda event: wants(event, modes)) if modes else None,
+        on_disconnect=on_disconnect,
     )
     return sse_response(body, {"Location": f"/threads/{thread_id}/runs/{run_id}/stream"})
 

@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from starlette.responses import StreamingResponse
 
 from graphyard.broker.ports import StreamEvent, Subscription
+from graphyard.logs import get_logger
 from graphyard.serde import dumps
+
+log = get_logger("graphyard.sse")
 
 HEARTBEAT_SECONDS = 5.0
 HEARTBEAT = b": heartbeat\r\n\r\n"
@@ -40,11 +43,12 @@ async def relay(
     sub: Subscription,
     *,
     with_ids: bool,
-    modes: set[str] | None = None,
+    accept: Callable[[str], bool] | None = None,
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Frames for every event of the subscription until its channel closes; heartbeats during silence.
-    If the client goes away first, on_disconnect runs (e.g. to cancel the run)."""
+    """Frames for every accepted event of the subscription until its channel closes; heartbeats during
+    silence. If the client goes away first, on_disconnect runs (e.g. to cancel the run). Once the
+    response has started, a failure becomes an `error` event and a clean end."""
     finished = False
     try:
         while True:
@@ -56,7 +60,12 @@ async def relay(
             except StopAsyncIteration:
                 finished = True
                 return
-            if not item.event.startswith("__") and wants(item.event, modes):
+            except Exception as exc:
+                log.error("stream relay failed", exc_info=exc)
+                finished = True
+                yield error_frame(type(exc).__name__, "The event stream failed; reconnect with Last-Event-ID")
+                return
+            if not item.event.startswith("__") and (accept is None or accept(item.event)):
                 yield frame(item.event, item.data, item.id if with_ids else None)
     finally:
         await sub.aclose()

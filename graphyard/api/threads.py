@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -9,9 +10,11 @@ from starlette.responses import Response
 
 from graphyard.api import schemas as s
 from graphyard.api.deps import services
+from graphyard.api.sse import relay, sse_response
 from graphyard.errors import Unprocessable
 from graphyard.records import Json
 from graphyard.services import threads
+from graphyard.services.channels import thread_channel
 
 STATUSES = ["idle", "busy", "interrupted", "error"]
 SELECT_FIELDS = [
@@ -248,3 +251,41 @@ async def history(request: Request) -> Response:
         checkpoint=body.get("checkpoint"),
     )
     return s.json_response(found)
+
+
+THREAD_STREAM_MODES = {"run_modes", "lifecycle", "state_update"}
+
+
+def _thread_stream_modes(request: Request) -> set[str]:
+    """The SDK sends `stream_mode`, the reference reads `stream_modes`: accept both, repeated or comma lists."""
+    raw = request.query_params.getlist("stream_mode") + request.query_params.getlist("stream_modes")
+    modes = {part.strip() for value in raw for part in value.split(",") if part.strip()}
+    unknown = modes - THREAD_STREAM_MODES
+    if unknown:
+        raise Unprocessable(f"Unknown thread stream mode(s) {sorted(unknown)}; use {sorted(THREAD_STREAM_MODES)}")
+    return modes or {"run_modes"}
+
+
+def _thread_event_filter(modes: set[str]) -> Callable[[str], bool]:
+    def accept(event: str) -> bool:
+        if event == "state_update":
+            return "state_update" in modes
+        if "run_modes" in modes:
+            return True
+        return "lifecycle" in modes and event == "metadata"
+
+    return accept
+
+
+async def join_stream(request: Request) -> Response:
+    """Events of whatever runs on the thread, now and later; never ends on its own."""
+    thread_id = _thread_id(request)
+    modes = _thread_stream_modes(request)
+    svc = services(request)
+    sub = await svc.broker.subscribe(thread_channel(thread_id), last_event_id=request.headers.get("last-event-id"))
+    try:
+        await threads.get(svc, thread_id)
+    except BaseException:
+        await sub.aclose()
+        raise
+    return sse_response(relay(sub, with_ids=True, accept=_thread_event_filter(modes)))

@@ -14,8 +14,8 @@ from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, isoformat, now
 from graphyard.serde import dumps, to_jsonable
 from graphyard.services import state as st
+from graphyard.services.channels import END_EVENT, run_channel, thread_channel
 from graphyard.services.context import Services
-from graphyard.services.runs import END_EVENT, run_channel
 
 log = get_logger("graphyard.engine")
 
@@ -83,6 +83,7 @@ class Execution:
         self.svc = svc
         self.run = run
         self.channel = run_channel(run.run_id)
+        self.thread_channel = thread_channel(run.thread_id)
         self.keep = bool(run.kwargs.get("resumable"))
         self.cancel_action: CancelAction | None = None
         self.message_seen: set[str] = set()
@@ -90,7 +91,10 @@ class Execution:
         self.log = log.bind(run_id=run.run_id, thread_id=run.thread_id, attempt=run.attempt)
 
     async def publish(self, event: str, data: Any) -> None:
-        await self.svc.broker.publish(self.channel, event, dumps(data), keep=self.keep)
+        """Encode once; the bytes go to the run's stream and to its thread's stream."""
+        encoded = dumps(data)
+        await self.svc.broker.publish(self.channel, event, encoded, keep=self.keep)
+        await self.svc.broker.publish(self.thread_channel, event, encoded, keep=self.keep)
 
     async def stream(self) -> Outcome:
         """Execute the graph, publishing the requested modes; returns how it ended (never raises for graph errors)."""
@@ -324,3 +328,6 @@ async def execute(svc: Services, run: Run) -> None:
         raise
     await svc.broker.publish(execution.channel, END_EVENT, dumps(final), keep=False)
     await svc.broker.close_channel(execution.channel)
+    await svc.broker.publish(
+        execution.thread_channel, "metadata", dumps({"status": "run_done", "run_id": run.run_id}), keep=execution.keep
+    )

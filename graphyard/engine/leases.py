@@ -9,8 +9,8 @@ import time
 from graphyard.engine.execute import Outcome, finish
 from graphyard.logs import get_logger
 from graphyard.records import Run, RunStatus, isoformat, now
+from graphyard.services.channels import run_channel
 from graphyard.services.context import Services
-from graphyard.services.runs import run_channel
 
 log = get_logger("graphyard.leases")
 

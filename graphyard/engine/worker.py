@@ -12,8 +12,8 @@ from graphyard.engine.execute import Outcome, execute, finish
 from graphyard.engine.leases import heartbeat, sweeper
 from graphyard.logs import get_logger
 from graphyard.records import Run, RunStatus, isoformat, now
+from graphyard.services.channels import run_channel
 from graphyard.services.context import Services
-from graphyard.services.runs import run_channel
 
 log = get_logger("graphyard.worker")
 

@@ -36,6 +36,7 @@ from graphyard.records import (
 )
 from graphyard.serde import loads
 from graphyard.services import assistants
+from graphyard.services.channels import END_EVENT, run_channel
 from graphyard.services.context import Services
 from graphyard.services.threads import new_thread
 from graphyard.storage.ports import Session
@@ -63,20 +64,8 @@ RESERVED_METADATA = frozenset({"thread_id", "assistant_id", "run_id", "cron_id",
 SUPERSEDE_DEADLINE = 30.0
 
 
-# Published last on a run's channel with the join output, so waiters need not read a deleted row.
-END_EVENT = "__end__"
-
-
 def new_run_id() -> str:
     return uuid7()
-
-
-def run_channel(run_id: str) -> str:
-    return f"run:{run_id}"
-
-
-def thread_channel(thread_id: str) -> str:
-    return f"thread:{thread_id}"
 
 
 def _strip(mapping: Json | None, reserved: frozenset[str]) -> Json:

@@ -10,7 +10,9 @@ from langgraph.errors import InvalidUpdateError
 
 from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFound
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
+from graphyard.serde import dumps
 from graphyard.services import state as st
+from graphyard.services.channels import thread_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import UniqueViolation
 
@@ -223,6 +225,8 @@ async def update_state(
             raise InvalidRequest(str(exc)) from exc
         snap = await graph.aget_state(st.thread_config(thread_id))
     await refresh_thread(svc, thread_id, snap)
+    event = {"state": st.snapshot_json(snap), "thread_id": thread_id}
+    await svc.broker.publish(thread_channel(thread_id), "state_update", dumps(event), keep=False)
     conf = saved["configurable"]
     checkpoint_out = {
         "thread_id": conf.get("thread_id", thread_id),

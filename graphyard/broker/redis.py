@@ -1,0 +1,304 @@
+"""Redis broker: one stream per channel (XADD MAXLEN + PEXPIRE) for events, pub/sub for cancel signals.
+
+Keys, all under the prefix: `stream:<channel>` holds a channel's entries, each either an event
+(`event`, `data`, `keep` fields) or the end marker (`end`) that close_channel appends. The Redis
+entry id is the event id. A channel is closed when its last entry is the end marker, so closing
+is one atomic append and the flag expires with the stream. Cancel signals travel on the pub/sub
+channel `cancel` as `<run_id>:<action>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from graphyard.broker.ports import CancelCallback, StreamEvent
+
+_log = logging.getLogger(__name__)
+
+_XADD_EXPIRE = resources.files("graphyard.broker").joinpath("lua/xadd_expire.lua").read_text(encoding="utf-8")
+_DISCONNECTED = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+IdKey = tuple[int, int]
+
+
+def _id_key(event_id: str) -> IdKey | None:
+    """`<ms>-<seq>` (or `<ms>`) as a sortable pair; None if it is not an id."""
+    ms, _, seq = event_id.partition("-")
+    try:
+        key = int(ms), int(seq or 0)
+    except ValueError:
+        return None
+    return key if key >= (0, 0) else None
+
+
+def _entries(response: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The entries of a single-stream XREAD reply, in either protocol's shape (RESP2 list, RESP3 dict)."""
+    if not response:
+        return []
+    streams = response.values() if isinstance(response, dict) else (item[1] for item in response)
+    return [(entry[0], entry[1]) for entries in streams for entry in entries]
+
+
+class RedisSubscription:
+    """Reads one channel's stream from a cursor: replay up to the snapshot taken at subscribe, then live.
+
+    Entries up to the snapshot are replay: only kept events after `after` are delivered. Entries past
+    it are live: all are delivered until the end marker. Reads block in a task of their own, so a
+    caller that times out waiting (the SSE heartbeat) does not abort a Redis command mid-reply; the
+    next call picks up the same read. Backpressure is the stream itself: nothing is read ahead of the
+    consumer beyond one batch, and a consumer slower than MAXLEN trimming skips what was trimmed.
+    """
+
+    def __init__(
+        self,
+        broker: RedisBroker,
+        key: str,
+        *,
+        snapshot: IdKey,
+        closed: bool,
+        after: IdKey | None,
+    ) -> None:
+        self._broker = broker
+        self._key = key
+        self._snapshot = snapshot
+        self._after = after
+        self._closed_at_start = closed
+        start = snapshot if after is None else min(after, snapshot)
+        self._cursor = f"{start[0]}-{start[1]}"
+        self._buffer: deque[StreamEvent] = deque()
+        self._fetch: asyncio.Task[list[tuple[bytes, dict[bytes, bytes]]]] | None = None
+        # Closed and nothing to replay: the end marker is at or before where we would start reading.
+        self._done = closed and start >= snapshot
+
+    def __aiter__(self) -> RedisSubscription:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        while not self._buffer:
+            if self._done:
+                raise StopAsyncIteration
+            if self._fetch is None:
+                self._fetch = asyncio.get_running_loop().create_task(self._read(self._cursor))
+            fetch = self._fetch
+            try:
+                entries = await asyncio.shield(fetch)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if fetch.cancelled() and self._done and (task is None or not task.cancelling()):
+                    raise StopAsyncIteration from None  # aclose() from another task ended the read
+                raise
+            finally:
+                if fetch.done() and self._fetch is fetch:
+                    self._fetch = None
+            self._accept(entries)
+        return self._buffer.popleft()
+
+    async def _read(self, cursor: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        # Each XREAD waits at most block_ms; looping keeps the wait cancellable and bounded per call.
+        redis = self._broker.redis
+        while True:
+            response = await redis.xread(
+                {self._key: cursor}, count=self._broker.batch_size, block=self._broker.block_ms
+            )
+            entries = _entries(response)
+            if entries:
+                return entries
+
+    def _accept(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        for raw_id, fields in entries:
+            event_id = raw_id.decode()
+            self._cursor = event_id
+            key = _id_key(event_id) or (0, 0)
+            name = fields.get(b"event")
+            if key <= self._snapshot:
+                # Replay: kept events after the requested id; end markers of earlier closes are skipped.
+                kept = fields.get(b"keep") == b"1"
+                if name is not None and kept and self._after is not None and key > self._after:
+                    self._buffer.append(StreamEvent(event_id, name.decode(), fields.get(b"data", b"")))
+                if self._closed_at_start and key >= self._snapshot:
+                    self._done = True
+                    return
+            elif name is None:
+                self._done = True
+                return
+            else:
+                self._buffer.append(StreamEvent(event_id, name.decode(), fields.get(b"data", b"")))
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._broker.forget(self)
+        fetch, self._fetch = self._fetch, None
+        if fetch is not None:
+            fetch.cancel()
+            await asyncio.wait([fetch], timeout=self._broker.close_timeout)
+            if fetch.done() and not fetch.cancelled():
+                fetch.exception()  # retrieved: a read that failed after its reader left is not news
+
+
+class RedisBroker:
+    """The production broker; any number of processes share one Redis through the same key prefix.
+
+    Replay differs from the memory broker in one documented way only: a channel's history is the
+    Redis stream, bounded by `maxlen` (approximately) and by `ttl_seconds` since the last publish.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "graphyard:",
+        ttl_seconds: float = 120.0,
+        maxlen: int = 10_000,
+        block_seconds: float = 5.0,
+        batch_size: int = 500,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+        self.maxlen = maxlen
+        self.block_ms = max(1, int(block_seconds * 1000))
+        self.batch_size = batch_size
+        self.close_timeout = 5.0
+        self._max_backoff = max_backoff_seconds
+        self._xadd_expire = redis.register_script(_XADD_EXPIRE)
+        self._cancel_channel = f"{prefix}cancel"
+        self._callbacks: dict[str, list[CancelCallback]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._subscriptions: set[RedisSubscription] = set()
+
+    @classmethod
+    async def connect(cls, url: str, *, max_connections: int = 1_000, **options: Any) -> RedisBroker:
+        """Open a pool on `redis://host:port/db` and check that Redis answers.
+        Every waiting subscription holds one pooled connection, hence the large pool."""
+        redis = Redis.from_url(url, max_connections=max_connections)
+        try:
+            await redis.ping()
+        except BaseException:
+            await redis.aclose()
+            raise
+        return cls(redis, **options)
+
+    def _stream_key(self, channel: str) -> str:
+        return f"{self.prefix}stream:{channel}"
+
+    async def _append(self, channel: str, *fields: bytes | str) -> str:
+        event_id = await self._xadd_expire(keys=[self._stream_key(channel)], args=[self.maxlen, self.ttl_ms, *fields])
+        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
+        return await self._append(channel, b"event", event, b"data", data, b"keep", b"1" if keep else b"0")
+
+    async def close_channel(self, channel: str) -> None:
+        await self._append(channel, b"end", b"1")
+
+    async def _last_entry(self, channel: str) -> tuple[IdKey, bool] | None:
+        """(id, is end marker) of the stream's newest entry, or None if the stream does not exist."""
+        last = await self.redis.xrevrange(self._stream_key(channel), "+", "-", count=1)
+        if not last:
+            return None
+        raw_id, fields = last[0]
+        return _id_key(raw_id.decode()) or (0, 0), b"event" not in fields
+
+    async def is_closed(self, channel: str) -> bool:
+        last = await self._last_entry(channel)
+        return last is not None and last[1]
+
+    async def subscribe(self, channel: str, *, last_event_id: str | None = None) -> RedisSubscription:
+        last = await self._last_entry(channel)
+        snapshot, closed = last if last is not None else ((0, 0), False)
+        after: IdKey | None = None
+        if last_event_id is not None:
+            # "-", "0" and anything that is not an id mean "from the start", as in the memory broker.
+            after = _id_key(last_event_id) if last_event_id not in ("-", "") else None
+            after = after or (0, 0)
+        sub = RedisSubscription(self, self._stream_key(channel), snapshot=snapshot, closed=closed, after=after)
+        self._subscriptions.add(sub)
+        return sub
+
+    def forget(self, sub: RedisSubscription) -> None:
+        self._subscriptions.discard(sub)
+
+    async def send_cancel(self, run_id: str, action: str) -> None:
+        await self.redis.publish(self._cancel_channel, f"{run_id}:{action}")
+
+    def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
+        self._callbacks.setdefault(run_id, []).append(callback)
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._listen(), name="graphyard-cancel-listener")
+            self._listener.add_done_callback(_report_listener_death)
+
+        def unregister() -> None:
+            callbacks = self._callbacks.get(run_id)
+            if callbacks and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._callbacks[run_id]
+
+        return unregister
+
+    async def _listen(self) -> None:
+        """Dispatch cancel messages to local callbacks; reconnect with backoff when Redis goes away.
+        Messages sent while disconnected are lost (pub/sub); storage's cancel requests cover that."""
+        delay = 0.05
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self._cancel_channel)
+                while True:
+                    message = await pubsub.get_message(timeout=self.block_ms / 1000)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._listening.set()
+                        delay = 0.05
+                    elif message["type"] == "message":
+                        self._dispatch(message["data"])
+            except _DISCONNECTED as exc:
+                _log.warning("cancel listener lost Redis, reconnecting in %.2fs: %r", delay, exc)
+            finally:
+                self._listening.clear()
+                await pubsub.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_backoff)
+
+    def _dispatch(self, payload: bytes) -> None:
+        run_id, _, action = payload.decode(errors="replace").rpartition(":")
+        for callback in list(self._callbacks.get(run_id, ())):
+            try:
+                callback(action)
+            except Exception:  # one run's faulty callback must not stop cancel delivery to the others
+                _log.exception("cancel callback failed for run %s (action %s)", run_id, action)
+
+    async def wait_listening(self, timeout: float) -> bool:
+        """Whether the cancel listener is subscribed within timeout (for startup checks and tests)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._listening.wait()
+        return self._listening.is_set()
+
+    async def close(self) -> None:
+        for sub in list(self._subscriptions):
+            await sub.aclose()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.wait([listener], timeout=self.close_timeout)
+        self._callbacks.clear()
+        await self.redis.aclose()
+
+
+def _report_listener_death(task: asyncio.Task[None]) -> None:
+    # The listener only ends by cancellation; anything else means cancels silently stop arriving.
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("cancel listener died; cancel signals will not arrive", exc_info=task.exception())
