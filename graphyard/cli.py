@@ -110,6 +110,7 @@ def dev(args: argparse.Namespace) -> int:
         port=args.port,
         n_jobs_per_worker=args.n_jobs_per_worker,
         broker_url="memory://",
+        webhooks=project.webhooks,
     )
     if settings.n_jobs_per_worker < 1:
         raise CliError("--n-jobs-per-worker must be at least 1")
@@ -124,6 +125,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         n_jobs_per_worker=args.n_jobs_per_worker,
+        webhooks=project.webhooks,
     )
     if settings.n_jobs_per_worker == 0:
         settings = settings.without_workers()
@@ -131,9 +133,12 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    path, _, graphs = _project(args.config)
+    path, project, graphs = _project(args.config)
     settings = Settings.from_env(
-        config_path=path, database_url=_database_uri(), n_jobs_per_worker=args.n_jobs_per_worker
+        config_path=path,
+        database_url=_database_uri(),
+        n_jobs_per_worker=args.n_jobs_per_worker,
+        webhooks=project.webhooks,
     )
     if not settings.broker_url:
         raise CliError("REDIS_URI is not set: a separate worker streams events to API processes through Redis")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 
 def _float_env(name: str, default: float) -> float:
@@ -38,6 +39,7 @@ class Settings:
     stream_ttl_seconds: float = 120.0
     max_body_bytes: int = 300 * 1024 * 1024
     run_graphs: bool = True
+    webhooks: dict[str, Any] | None = None
     serve_http: bool = True
 
     def without_workers(self) -> Settings:

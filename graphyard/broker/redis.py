@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from graphyard.broker.ports import CancelCallback, StreamEvent
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _XADD_EXPIRE = resources.files("graphyard.broker").joinpath("lua/xadd_expire.lua").read_text(encoding="utf-8")
 _DISCONNECTED = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
@@ -75,6 +75,7 @@ class RedisSubscription:
         start = snapshot if after is None else min(after, snapshot)
         self._cursor = f"{start[0]}-{start[1]}"
         self._buffer: deque[StreamEvent] = deque()
+        self._aclosed = False
         self._fetch: asyncio.Task[list[tuple[bytes, dict[bytes, bytes]]]] | None = None
         # Closed and nothing to replay: the end marker is at or before where we would start reading.
         self._done = closed and start >= snapshot
@@ -93,7 +94,7 @@ class RedisSubscription:
                 entries = await asyncio.shield(fetch)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
-                if fetch.cancelled() and self._done and (task is None or not task.cancelling()):
+                if fetch.cancelled() and self._aclosed and (task is None or not task.cancelling()):
                     raise StopAsyncIteration from None  # aclose() from another task ended the read
                 raise
             finally:
@@ -134,7 +135,7 @@ class RedisSubscription:
                 self._buffer.append(StreamEvent(event_id, name.decode(), fields.get(b"data", b"")))
 
     async def aclose(self) -> None:
-        self._done = True
+        self._done = self._aclosed = True
         self._broker.forget(self)
         fetch, self._fetch = self._fetch, None
         if fetch is not None:
@@ -208,7 +209,8 @@ class RedisBroker:
         if not last:
             return None
         raw_id, fields = last[0]
-        return _id_key(raw_id.decode()) or (0, 0), b"event" not in fields
+        event_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        return _id_key(event_id) or (0, 0), not (fields and b"event" in fields)
 
     async def is_closed(self, channel: str) -> bool:
         last = await self._last_entry(channel)
@@ -265,10 +267,11 @@ class RedisBroker:
                     elif message["type"] == "message":
                         self._dispatch(message["data"])
             except _DISCONNECTED as exc:
-                _log.warning("cancel listener lost Redis, reconnecting in %.2fs: %r", delay, exc)
+                logger.warning("cancel listener lost Redis, reconnecting in %.2fs: %r", delay, exc)
             finally:
                 self._listening.clear()
-                await pubsub.aclose()
+                release: Callable[[], Awaitable[None]] = pubsub.aclose  # untyped in redis-py
+                await release()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_backoff)
 
@@ -278,7 +281,7 @@ class RedisBroker:
             try:
                 callback(action)
             except Exception:  # one run's faulty callback must not stop cancel delivery to the others
-                _log.exception("cancel callback failed for run %s (action %s)", run_id, action)
+                logger.exception("cancel callback failed for run %s (action %s)", run_id, action)
 
     async def wait_listening(self, timeout: float) -> bool:
         """Whether the cancel listener is subscribed within timeout (for startup checks and tests)."""
@@ -301,4 +304,4 @@ class RedisBroker:
 def _report_listener_death(task: asyncio.Task[None]) -> None:
     # The listener only ends by cancellation; anything else means cancels silently stop arriving.
     if not task.cancelled() and task.exception() is not None:
-        _log.error("cancel listener died; cancel signals will not arrive", exc_info=task.exception())
+        logger.error("cancel listener died; cancel signals will not arrive", exc_info=task.exception())

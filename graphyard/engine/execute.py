@@ -10,6 +10,7 @@ from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
+from graphyard.engine import webhooks
 from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, isoformat, now
 from graphyard.serde import dumps, to_jsonable
@@ -277,9 +278,20 @@ async def rollback(svc: Services, run: Run) -> None:
         )
 
 
-async def execute(svc: Services, run: Run) -> None:
-    """Run to completion, honouring cancel signals and the run timeout; always closes the event stream."""
+@dataclass(frozen=True)
+class WebhookCall:
+    url: str
+    body: Json
+
+
+async def execute(svc: Services, run: Run) -> WebhookCall | None:
+    """Run to completion, honouring cancel signals and the run timeout; always closes the event stream.
+    Returns the webhook to call, if the run has one, for the caller to deliver outside the run's slot."""
     execution = Execution(svc, run)
+    started_at = isoformat(now())
+    status = RunStatus.SUCCESS
+    error: Json | None = None
+    values: Any = None
     task = asyncio.current_task()
     assert task is not None
 
@@ -308,6 +320,7 @@ async def execute(svc: Services, run: Run) -> None:
         unregister()
         await finish(svc, run, outcome)
         final: Any = outcome.output
+        status, error, values = outcome.status, outcome.error, outcome.values
     except asyncio.CancelledError:
         unregister()
         action = execution.cancel_action
@@ -323,6 +336,7 @@ async def execute(svc: Services, run: Run) -> None:
             snapshot = await thread_snapshot(svc, run)
             final = snapshot.values if snapshot and snapshot.values is not None else {}
             await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final))
+            status, values = RunStatus.INTERRUPTED, final
     except BaseException:
         await svc.broker.close_channel(execution.channel)
         raise
@@ -331,3 +345,11 @@ async def execute(svc: Services, run: Run) -> None:
     await svc.broker.publish(
         execution.thread_channel, "metadata", dumps({"status": "run_done", "run_id": run.run_id}), keep=execution.keep
     )
+    url = run.kwargs.get("webhook")
+    if not url or final is None:
+        return None
+    if values is None and not run.temporary:
+        async with svc.storage.read() as db:
+            thread = await db.get_thread(run.thread_id)
+        values = thread.values if thread else None
+    return WebhookCall(url, webhooks.payload(run, status.value, values, error, started_at, isoformat(now())))

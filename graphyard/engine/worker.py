@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 
 from graphyard.engine.execute import Outcome, execute, finish
 from graphyard.engine.leases import heartbeat, sweeper
+from graphyard.engine.webhooks import deliver
 from graphyard.logs import get_logger
 from graphyard.records import Run, RunStatus, isoformat, now
 from graphyard.services.channels import run_channel
@@ -30,6 +31,7 @@ class Worker:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._slot_free = asyncio.Event()
+        self._webhooks: set[asyncio.Task[bool]] = set()
         self.log = log.bind(worker_id=self.worker_id)
 
     async def recover(self) -> None:
@@ -94,7 +96,12 @@ class Worker:
 
     async def _execute(self, run_id: str, run: Run) -> None:
         try:
-            await execute(self.svc, run)
+            call = await execute(self.svc, run)
+            if call is not None:
+                # Delivery runs beside the worker's slots, so a slow receiver never holds up runs.
+                hook = asyncio.create_task(deliver(call.url, call.body, run_id=run_id), name=f"webhook-{run_id}")
+                self._webhooks.add(hook)
+                hook.add_done_callback(self._webhooks.discard)
         except asyncio.CancelledError:
             # Shutdown mid-run: hand the run back so it resumes from its last checkpoint.
             with contextlib.suppress(Exception):
@@ -117,6 +124,8 @@ class Worker:
     async def drain(self, deadline: float) -> None:
         """Wait for running runs up to deadline seconds, then cancel (requeue) the rest."""
         tasks = list(self._tasks)
+        if self._webhooks:
+            await asyncio.wait(list(self._webhooks), timeout=deadline)
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=deadline)

@@ -39,6 +39,7 @@ from graphyard.services import assistants
 from graphyard.services.channels import END_EVENT, run_channel
 from graphyard.services.context import Services
 from graphyard.services.threads import new_thread
+from graphyard.services.webhooks import validate_webhook
 from graphyard.storage.ports import Session
 
 RESERVED_CONFIGURABLE = frozenset(
@@ -165,6 +166,12 @@ async def create(
 ) -> Run:
     """Create a run in one transaction that holds the thread: create or find the thread, apply the
     multitask strategy to its in-flight runs, insert the pending run. Then wake the workers."""
+    if payload.get("webhook"):
+        validate_webhook(payload["webhook"], svc.settings.webhooks)
+    for key in ("feedback_keys", "langsmith_tracer"):
+        # These need LangSmith; refusing them beats accepting and silently ignoring them.
+        if payload.get(key):
+            raise Unprocessable(f"'{key}' needs LangSmith, which graphyard does not integrate with; remove it")
     assistant = await _resolve_assistant(svc, str(payload["assistant_id"]))
     stateless = thread_id is None
     command = payload.get("command") or None

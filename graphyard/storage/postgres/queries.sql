@@ -1,0 +1,269 @@
+-- name: migrations_table
+-- The migration runner's bookkeeping table.
+CREATE TABLE IF NOT EXISTS graphyard_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: applied_migrations
+-- Versions already applied.
+SELECT version FROM graphyard_migrations
+
+-- name: record_migration
+-- Record one applied migration (in the same transaction as the migration itself).
+INSERT INTO graphyard_migrations (version, name) VALUES (%(version)s, %(name)s)
+
+-- name: try_migration_lock
+-- The cross-process migration lock; a session lock held on a dedicated connection.
+SELECT pg_try_advisory_lock(%(key)s) AS locked
+
+-- name: migration_unlock
+-- Release the migration lock.
+SELECT pg_advisory_unlock(%(key)s) AS unlocked
+
+-- name: listen
+-- Subscribe the listener connection to run wake-ups.
+LISTEN graphyard_runs
+
+-- name: insert_assistant
+-- Create an assistant row; no row back means the id exists.
+INSERT INTO graphyard_assistants (assistant_id, graph_id, config, context, metadata, name, description, version, created_at, updated_at)
+VALUES (%(assistant_id)s, %(graph_id)s, %(config)s::jsonb, %(context)s::jsonb, %(metadata)s::jsonb, %(name)s,
+        %(description)s, %(version)s, %(created_at)s, %(updated_at)s)
+ON CONFLICT (assistant_id) DO NOTHING
+RETURNING assistant_id
+
+-- name: insert_assistant_version
+-- Record one version of an assistant.
+INSERT INTO graphyard_assistant_versions (assistant_id, version, graph_id, config, context, metadata, name, description, created_at)
+VALUES (%(assistant_id)s, %(version)s, %(graph_id)s, %(config)s::jsonb, %(context)s::jsonb, %(metadata)s::jsonb,
+        %(name)s, %(description)s, %(updated_at)s)
+
+-- name: get_assistant
+-- One assistant, if the auth filter lets the caller see it; {auth} is compiled from the filter.
+SELECT * FROM graphyard_assistants WHERE assistant_id = %(assistant_id)s AND {auth}
+
+-- name: update_assistant
+-- Overwrite an assistant's current fields.
+UPDATE graphyard_assistants
+SET graph_id = %(graph_id)s, config = %(config)s::jsonb, context = %(context)s::jsonb, metadata = %(metadata)s::jsonb,
+    name = %(name)s, description = %(description)s, version = %(version)s, updated_at = %(updated_at)s
+WHERE assistant_id = %(assistant_id)s
+
+-- name: delete_assistant
+-- Delete an assistant (versions cascade).
+DELETE FROM graphyard_assistants WHERE assistant_id = %(assistant_id)s
+
+-- name: search_assistants
+-- A page of assistants; {order} is chosen from a whitelist in code, {auth} compiled from the filter.
+SELECT * FROM graphyard_assistants
+WHERE (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s)
+  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND (%(name)s::text IS NULL OR strpos(lower(name), lower(%(name)s)) > 0)
+  AND {auth}
+ORDER BY {order}
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: count_assistants
+-- How many assistants match.
+SELECT count(*) AS n FROM graphyard_assistants
+WHERE (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s)
+  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND (%(name)s::text IS NULL OR strpos(lower(name), lower(%(name)s)) > 0)
+  AND {auth}
+
+-- name: assistant_versions
+-- Versions of an assistant, newest first.
+SELECT * FROM graphyard_assistant_versions
+WHERE assistant_id = %(assistant_id)s AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+ORDER BY version DESC
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: assistant_version
+-- One version of an assistant.
+SELECT * FROM graphyard_assistant_versions WHERE assistant_id = %(assistant_id)s AND version = %(version)s
+
+-- name: insert_thread
+-- Create a thread row; no row back means the id exists.
+INSERT INTO graphyard_threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, config, "values", interrupts, error)
+VALUES (%(thread_id)s, %(created_at)s, %(updated_at)s, %(state_updated_at)s, %(metadata)s::jsonb, %(status)s,
+        %(config)s::jsonb, %(values)s::jsonb, %(interrupts)s::jsonb, %(error)s::jsonb)
+ON CONFLICT (thread_id) DO NOTHING
+RETURNING thread_id
+
+-- name: get_thread
+-- One thread, if the auth filter lets the caller see it; {auth} is compiled from the filter.
+SELECT * FROM graphyard_threads WHERE thread_id = %(thread_id)s AND {auth}
+
+-- name: update_thread_metadata
+-- Replace a thread's metadata.
+UPDATE graphyard_threads SET metadata = %(metadata)s::jsonb, updated_at = %(updated_at)s WHERE thread_id = %(thread_id)s
+
+-- name: set_thread_state
+-- Record a thread's status and the state of its latest checkpoint.
+UPDATE graphyard_threads
+SET status = %(status)s, "values" = %(values)s::jsonb, interrupts = %(interrupts)s::jsonb, error = %(error)s::jsonb,
+    updated_at = %(updated_at)s, state_updated_at = %(updated_at)s
+WHERE thread_id = %(thread_id)s
+
+-- name: set_thread_status
+-- Change only a thread's status.
+UPDATE graphyard_threads SET status = %(status)s, updated_at = %(updated_at)s WHERE thread_id = %(thread_id)s
+
+-- name: delete_thread
+-- Delete a thread (runs cascade).
+DELETE FROM graphyard_threads WHERE thread_id = %(thread_id)s
+
+-- name: search_threads
+-- A page of threads; {order} is chosen from a whitelist in code, {auth} compiled from the filter.
+SELECT * FROM graphyard_threads
+WHERE (%(ids)s::text[] IS NULL OR thread_id = ANY(%(ids)s::text[]))
+  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND (%(values)s::jsonb IS NULL OR "values" @> %(values)s::jsonb)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND {auth}
+ORDER BY {order}
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: count_threads
+-- How many threads match.
+SELECT count(*) AS n FROM graphyard_threads
+WHERE (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND (%(values)s::jsonb IS NULL OR "values" @> %(values)s::jsonb)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND {auth}
+
+-- name: insert_run
+-- Enqueue a run and wake workers everywhere (NOTIFY is delivered at commit); no row back means the id exists.
+WITH inserted AS (
+    INSERT INTO graphyard_runs (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, kwargs,
+                                multitask_strategy, available_at, attempt, temporary)
+    VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(created_at)s, %(updated_at)s, %(status)s,
+            %(metadata)s::jsonb, %(kwargs)s::jsonb, %(multitask_strategy)s, %(available_at)s, %(attempt)s, %(temporary)s)
+    ON CONFLICT (run_id) DO NOTHING
+    RETURNING run_id
+)
+SELECT run_id, pg_notify('graphyard_runs', '') AS notified FROM inserted
+
+-- name: get_run
+-- One run, optionally only within a thread.
+SELECT * FROM graphyard_runs WHERE run_id = %(run_id)s AND (%(thread_id)s::text IS NULL OR thread_id = %(thread_id)s)
+
+-- name: list_runs
+-- A thread's runs, newest first.
+SELECT * FROM graphyard_runs
+WHERE thread_id = %(thread_id)s AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY created_at DESC, seq DESC
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: inflight_runs
+-- A thread's pending and running runs, oldest first.
+SELECT * FROM graphyard_runs
+WHERE thread_id = %(thread_id)s AND status IN ('pending', 'running')
+ORDER BY available_at, seq
+
+-- name: delete_run
+-- Delete one run row; if it held its thread, wake workers for the thread's next pending run.
+WITH deleted AS (
+    DELETE FROM graphyard_runs WHERE run_id = %(run_id)s RETURNING thread_id, status
+), woken AS (
+    SELECT pg_notify('graphyard_runs', '') FROM deleted AS d
+    WHERE d.status = 'running'
+      AND EXISTS (SELECT 1 FROM graphyard_runs AS p WHERE p.thread_id = d.thread_id AND p.status = 'pending')
+)
+SELECT (SELECT count(*) FROM deleted) AS deleted, (SELECT count(*) FROM woken) AS woken
+
+-- name: claim_run
+-- Take the oldest runnable run: due, at the head of its thread's queue, nothing running on its thread.
+-- SKIP LOCKED lets concurrent claimers pass each other; the partial unique index is the final guard.
+WITH next AS (
+    SELECT r.run_id FROM graphyard_runs AS r
+    WHERE r.status = 'pending' AND r.available_at <= %(now)s
+      AND NOT EXISTS (
+          SELECT 1 FROM graphyard_runs AS o
+          WHERE o.thread_id = r.thread_id
+            AND (o.status = 'running'
+                 OR (o.status = 'pending' AND (o.available_at, o.seq) < (r.available_at, r.seq)))
+      )
+    ORDER BY r.available_at, r.seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE graphyard_runs AS r
+SET status = 'running', lease_owner = %(worker_id)s, lease_expires_at = %(lease_expires_at)s,
+    attempt = r.attempt + 1, updated_at = %(updated_at)s
+FROM next
+WHERE r.run_id = next.run_id
+RETURNING r.*
+
+-- name: next_available_at
+-- When the next pending run that is not waiting behind a running run becomes due.
+SELECT min(r.available_at) AS at FROM graphyard_runs AS r
+WHERE r.status = 'pending'
+  AND NOT EXISTS (SELECT 1 FROM graphyard_runs AS o WHERE o.thread_id = r.thread_id AND o.status = 'running')
+
+-- name: finish_run
+-- A run's terminal status and join output; wake workers if the thread has a run waiting behind it.
+WITH finished AS (
+    UPDATE graphyard_runs
+    SET status = %(status)s, output = %(output)s::jsonb, updated_at = %(updated_at)s,
+        lease_owner = NULL, lease_expires_at = NULL
+    WHERE run_id = %(run_id)s
+    RETURNING thread_id
+)
+SELECT pg_notify('graphyard_runs', '') AS notified FROM finished AS f
+WHERE EXISTS (SELECT 1 FROM graphyard_runs AS p WHERE p.thread_id = f.thread_id AND p.status = 'pending')
+
+-- name: request_cancel
+-- Ask the worker holding a run to stop it.
+UPDATE graphyard_runs SET cancel_action = %(action)s, updated_at = %(updated_at)s WHERE run_id = %(run_id)s
+
+-- name: requeue_run
+-- Put a running run back in the queue and wake workers everywhere (NOTIFY is delivered at commit).
+WITH requeued AS (
+    UPDATE graphyard_runs
+    SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = %(updated_at)s
+    WHERE run_id = %(run_id)s AND status = 'running'
+    RETURNING run_id
+)
+SELECT pg_notify('graphyard_runs', '') AS notified FROM requeued
+
+-- name: expired_leases
+-- Running runs whose worker stopped renewing its lease.
+SELECT * FROM graphyard_runs WHERE status = 'running' AND lease_expires_at < %(now)s ORDER BY available_at, seq
+
+-- name: cancellable_runs
+-- In-flight runs selected by thread and ids, or by status.
+SELECT * FROM graphyard_runs
+WHERE status IN ('pending', 'running')
+  AND (%(thread_id)s::text IS NULL OR thread_id = %(thread_id)s)
+  AND (%(ids)s::text[] IS NULL OR run_id = ANY(%(ids)s::text[]))
+  AND (%(status)s::text IS NULL OR %(status)s = 'all' OR status = %(status)s)
+ORDER BY available_at, seq
+
+-- name: delete_run_checkpoint_writes
+-- Pending writes of the checkpoints a run created (LangGraph's saver table); blobs are shared, kept.
+DELETE FROM checkpoint_writes AS w
+USING checkpoints AS c
+WHERE w.thread_id = %(thread_id)s AND c.thread_id = %(thread_id)s
+  AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id
+  AND c.metadata ->> 'run_id' = %(run_id)s
+
+-- name: delete_run_checkpoints
+-- The checkpoints a run created (LangGraph's saver table), for rollback.
+DELETE FROM checkpoints WHERE thread_id = %(thread_id)s AND metadata ->> 'run_id' = %(run_id)s
+
+-- name: running_runs
+-- Every running run (recovery when this process is the only one on the database).
+SELECT * FROM graphyard_runs WHERE status = 'running' ORDER BY available_at, seq
+
+-- name: renew_leases
+-- Extend the leases a worker holds.
+UPDATE graphyard_runs SET lease_expires_at = %(lease_expires_at)s
+WHERE lease_owner = %(worker_id)s AND status = 'running'
+
+-- name: cancel_requests
+-- Runs a worker holds that were asked to stop.
+SELECT run_id, cancel_action FROM graphyard_runs
+WHERE lease_owner = %(worker_id)s AND status = 'running' AND cancel_action IS NOT NULL
