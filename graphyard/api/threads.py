@@ -11,7 +11,7 @@ from starlette.responses import Response
 from graphyard.api import schemas as s
 from graphyard.api.deps import services
 from graphyard.api.sse import relay, sse_response
-from graphyard.errors import Unprocessable
+from graphyard.errors import GraphyardError, Unprocessable
 from graphyard.records import Json
 from graphyard.services import threads
 from graphyard.services.channels import thread_channel
@@ -95,14 +95,21 @@ def _thread_id(request: Request) -> str:
 
 async def create(request: Request) -> Response:
     body = await s.body(request, CREATE)
-    if body.get("supersteps"):
-        raise Unprocessable("supersteps are not supported yet; create the thread, then call update_state")
+    svc = services(request)
     thread = await threads.create(
-        services(request),
+        svc,
         thread_id=body.get("thread_id"),
         metadata=body.get("metadata"),
         if_exists=body.get("if_exists") or "raise",
     )
+    if body.get("supersteps"):
+        try:
+            await threads.apply_supersteps(svc, thread, body["supersteps"])
+        except (GraphyardError, ValueError, TypeError, KeyError) as exc:
+            # The reference's answer: the thread exists, its state could not be written.
+            detail = f"Thread {thread.thread_id} was created, but there were problems updating the state: {exc}"
+            return s.json_response({"detail": detail}, status_code=201)
+        thread = await threads.get(svc, thread.thread_id)
     return s.json_response(s.thread_json(thread))
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langgraph.errors import InvalidUpdateError
+from langgraph.types import Command, StateUpdate
 
 from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFound
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
@@ -250,6 +251,24 @@ async def refresh_thread(svc: Services, thread_id: str, snap: Any) -> None:
             error=None,
             updated_at=isoformat(now()),
         )
+
+
+async def apply_supersteps(svc: Services, thread: Thread, supersteps: list[Json]) -> None:
+    """Replay a thread's history as supersteps of state updates (thread create with `supersteps`)."""
+    async with st.thread_graph(svc, thread) as graph:
+        steps = [
+            [
+                StateUpdate(
+                    values=Command(**update["command"]) if update.get("command") else update.get("values"),  # type: ignore[arg-type]
+                    as_node=update.get("as_node"),
+                )
+                for update in step.get("updates") or []
+            ]
+            for step in supersteps
+        ]
+        await graph.abulk_update_state(st.thread_config(thread.thread_id), steps)
+        snap = await graph.aget_state(st.thread_config(thread.thread_id))
+    await refresh_thread(svc, thread.thread_id, snap)
 
 
 def require_graph(thread: Thread) -> str:
