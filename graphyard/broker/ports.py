@@ -27,7 +27,7 @@ class Subscription(Protocol):
     async def __anext__(self) -> StreamEvent: ...
 
     async def aclose(self) -> None:
-        """Stop listening."""
+        """Stop listening, without suspending: it runs in `finally` blocks of cancelled tasks."""
 
 
 class Broker(Protocol):

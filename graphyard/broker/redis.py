@@ -135,14 +135,19 @@ class RedisSubscription:
                 self._buffer.append(StreamEvent(event_id, name.decode(), fields.get(b"data", b"")))
 
     async def aclose(self) -> None:
+        # Never suspends: callers close subscriptions in `finally` blocks of cancelled tasks (a client
+        # disconnect), where under anyio's level-triggered cancellation any await raises again.
+        self.stop()
+
+    def stop(self) -> asyncio.Task[Any] | None:
+        """End the subscription now; returns the read it cancelled, if any, for the broker to await."""
         self._done = self._aclosed = True
         self._broker.forget(self)
         fetch, self._fetch = self._fetch, None
         if fetch is not None:
-            fetch.cancel()
-            await asyncio.wait([fetch], timeout=self._broker.close_timeout)
-            if fetch.done() and not fetch.cancelled():
-                fetch.exception()  # retrieved: a read that failed after its reader left is not news
+            fetch.cancel()  # redis-py drops the connection of a read cancelled mid-reply
+            fetch.add_done_callback(_retrieve)
+        return fetch
 
 
 class RedisBroker:
@@ -291,14 +296,21 @@ class RedisBroker:
         return self._listening.is_set()
 
     async def close(self) -> None:
-        for sub in list(self._subscriptions):
-            await sub.aclose()
+        pending: list[asyncio.Task[Any]] = [t for sub in list(self._subscriptions) if (t := sub.stop()) is not None]
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
-            await asyncio.wait([listener], timeout=self.close_timeout)
+            pending.append(listener)
+        if pending:
+            await asyncio.wait(pending, timeout=self.close_timeout)
         self._callbacks.clear()
         await self.redis.aclose()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # A read that failed after its reader left is not news; retrieving it keeps asyncio quiet.
+    if not task.cancelled():
+        task.exception()
 
 
 def _report_listener_death(task: asyncio.Task[None]) -> None:
