@@ -10,9 +10,11 @@ __all__ = ["Session", "Storage", "open_storage"]
 
 
 async def open_storage(url: str) -> Storage:
-    """Open and migrate the database at `url`: `sqlite:///path` or a plain path; postgres URIs later."""
+    """Open and migrate the database at `url`: `sqlite:///path` or a plain path, or a postgres URI."""
     if url.startswith(("postgres://", "postgresql://")):
-        raise NotImplementedError("PostgreSQL storage is not available yet")
+        from graphyard.storage.postgres.storage import PostgresStorage
+
+        return await PostgresStorage.open(url)
     # Imported here so that choosing one backend never imports another's driver.
     from graphyard.storage.sqlite.storage import SqliteStorage
 

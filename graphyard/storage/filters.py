@@ -13,16 +13,20 @@ def _same(doc: Any, want: Any) -> bool:
 
 
 def contains(doc: Any, want: Any) -> bool:
-    """PostgreSQL `@>` semantics: objects match key by key, a list matches a list holding all its items."""
+    """PostgreSQL `@>` semantics: objects match key by key, a list matches a list holding all its items,
+    and (only at the top level, as in PostgreSQL) an array contains a bare primitive it holds."""
+    if isinstance(doc, list) and not isinstance(want, list | dict):
+        return any(_same(item, want) for item in doc)
+    return _contains(doc, want)
+
+
+def _contains(doc: Any, want: Any) -> bool:
     if isinstance(want, dict):
-        return isinstance(doc, dict) and all(k in doc and contains(doc[k], v) for k, v in want.items())
+        return isinstance(doc, dict) and all(k in doc and _contains(doc[k], v) for k, v in want.items())
     if isinstance(want, list):
         if not isinstance(doc, list):
             return False
-        return all(any(contains(item, w) for item in doc) for w in want)
-    if isinstance(doc, list) and not isinstance(want, list):
-        # `@>` lets an array contain a primitive.
-        return any(_same(item, want) for item in doc)
+        return all(any(_contains(item, w) for item in doc) for w in want)
     return _same(doc, want)
 
 

@@ -144,8 +144,10 @@ WHERE run_id = (
 RETURNING *
 
 -- name: next_available_at
--- When the next pending run becomes due.
-SELECT min(available_at) FROM graphyard_runs WHERE status = 'pending'
+-- When the next pending run that is not waiting behind a running run becomes due.
+SELECT min(r.available_at) FROM graphyard_runs AS r
+WHERE r.status = 'pending'
+  AND NOT EXISTS (SELECT 1 FROM graphyard_runs AS o WHERE o.thread_id = r.thread_id AND o.status = 'running')
 
 -- name: finish_run
 -- A run's terminal status and join output.

@@ -1,0 +1,830 @@
+"""The storage contract: every rule of graphyard.storage.ports, checked on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+
+from graphyard.records import (
+    Assistant,
+    CancelAction,
+    Json,
+    MultitaskStrategy,
+    Run,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+)
+from graphyard.storage import Session, Storage, open_storage
+from graphyard.storage.errors import UniqueViolation
+
+# --- record factories ---------------------------------------------------------------------------
+
+_clock = [0]
+
+
+def stamp() -> str:
+    """A strictly increasing timestamp, so ordering by time is deterministic within a test."""
+    _clock[0] += 1
+    return f"2025-01-01T00:00:00.{_clock[0]:06d}+00:00"
+
+
+def make_assistant(
+    *, graph_id: str = "agent", name: str = "Agent", metadata: Json | None = None, version: int = 1
+) -> Assistant:
+    """A new assistant record."""
+    at = stamp()
+    return Assistant(
+        assistant_id=str(uuid.uuid4()),
+        graph_id=graph_id,
+        config={"configurable": {"model": "m"}},
+        context={"k": "v"},
+        metadata=metadata or {},
+        name=name,
+        description=None,
+        version=version,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def make_thread(
+    *, metadata: Json | None = None, values: Any = None, status: ThreadStatus = ThreadStatus.IDLE
+) -> Thread:
+    """A new thread record."""
+    at = stamp()
+    return Thread(
+        thread_id=str(uuid.uuid4()),
+        created_at=at,
+        updated_at=at,
+        state_updated_at=at,
+        metadata=metadata or {},
+        status=status,
+        config={"configurable": {}},
+        values=values,
+        interrupts={},
+        error=None,
+    )
+
+
+def make_run(thread_id: str, *, available_at: float = 0.0, metadata: Json | None = None) -> Run:
+    """A new pending run record on a thread."""
+    at = stamp()
+    return Run(
+        run_id=str(uuid.uuid4()),
+        thread_id=thread_id,
+        assistant_id="a",
+        created_at=at,
+        updated_at=at,
+        status=RunStatus.PENDING,
+        metadata=metadata or {},
+        kwargs={"input": {"messages": ["hi"]}, "stream_mode": ["values"]},
+        multitask_strategy=MultitaskStrategy.ENQUEUE,
+        available_at=available_at,
+    )
+
+
+async def add_threads(storage: Storage, *threads: Thread) -> None:
+    """Insert threads in one transaction."""
+    async with storage.transaction() as tx:
+        for thread in threads:
+            await tx.insert_thread(thread)
+
+
+async def add_runs(storage: Storage, *runs: Run) -> None:
+    """Insert runs in one transaction."""
+    async with storage.transaction() as tx:
+        for run in runs:
+            await tx.insert_run(run)
+
+
+async def new_thread(storage: Storage, **kwargs: Any) -> Thread:
+    """Insert and return a new thread."""
+    thread = make_thread(**kwargs)
+    await add_threads(storage, thread)
+    return thread
+
+
+async def claim(storage: Storage, worker: str = "w1", at: float = 1000.0, lease: float = 30.0) -> Run | None:
+    """Claim one run in its own transaction."""
+    async with storage.transaction() as tx:
+        return await tx.claim_run(worker, at, lease)
+
+
+async def search_threads(db: Session, **kwargs: Any) -> list[Thread]:
+    """search_threads with defaults for every filter not given."""
+    args: dict[str, Any] = {
+        "ids": None,
+        "metadata": None,
+        "values": None,
+        "status": None,
+        "auth": None,
+        "limit": 100,
+        "offset": 0,
+        "sort_by": "created_at",
+        "sort_order": "asc",
+    }
+    args.update(kwargs)
+    return await db.search_threads(**args)
+
+
+async def search_assistants(db: Session, **kwargs: Any) -> list[Assistant]:
+    """search_assistants with defaults for every filter not given."""
+    args: dict[str, Any] = {
+        "graph_id": None,
+        "metadata": None,
+        "name": None,
+        "auth": None,
+        "limit": 100,
+        "offset": 0,
+        "sort_by": "created_at",
+        "sort_order": "asc",
+    }
+    args.update(kwargs)
+    return await db.search_assistants(**args)
+
+
+def ids_of(items: Sequence[Thread | Assistant]) -> list[str]:
+    """The ids of threads or assistants, in order."""
+    return [t.thread_id if isinstance(t, Thread) else t.assistant_id for t in items]
+
+
+# --- assistants ---------------------------------------------------------------------------------
+
+
+async def test_insert_and_get_assistant(storage: Storage) -> None:
+    """An inserted assistant reads back field for field, with its first version recorded."""
+    assistant = make_assistant(metadata={"owner": "ana", "tags": ["x"]})
+    async with storage.transaction() as tx:
+        await tx.insert_assistant(assistant)
+    async with storage.read() as db:
+        assert await db.get_assistant(assistant.assistant_id) == assistant
+        assert await db.get_assistant(str(uuid.uuid4())) is None
+        version = await db.assistant_version(assistant.assistant_id, 1)
+    assert version is not None
+    assert (version.config, version.metadata, version.created_at) == (
+        assistant.config,
+        assistant.metadata,
+        assistant.updated_at,
+    )
+
+
+async def test_insert_assistant_twice_is_unique_violation(storage: Storage) -> None:
+    """Inserting an existing assistant id raises UniqueViolation and leaves the transaction usable."""
+    assistant = make_assistant()
+    async with storage.transaction() as tx:
+        await tx.insert_assistant(assistant)
+    async with storage.transaction() as tx:
+        with pytest.raises(UniqueViolation):
+            await tx.insert_assistant(assistant)
+        other = make_assistant()
+        await tx.insert_assistant(other)
+    async with storage.read() as db:
+        assert await db.get_assistant(other.assistant_id) == other
+
+
+async def test_get_assistant_honours_auth_filter(storage: Storage) -> None:
+    """get_assistant returns None when the auth filter hides the assistant."""
+    assistant = make_assistant(metadata={"owner": "ana"})
+    async with storage.transaction() as tx:
+        await tx.insert_assistant(assistant)
+    async with storage.read() as db:
+        assert await db.get_assistant(assistant.assistant_id, {"owner": "ana"}) == assistant
+        assert await db.get_assistant(assistant.assistant_id, {"owner": "bob"}) is None
+
+
+async def test_update_assistant_records_versions(storage: Storage) -> None:
+    """update_assistant overwrites the row, and only with new_version adds a version, listed newest first."""
+    first = make_assistant(metadata={"v": 1})
+    second = Assistant(**{**_fields(first), "version": 2, "metadata": {"v": 2}, "updated_at": stamp()})
+    patched = Assistant(**{**_fields(second), "name": "Renamed", "updated_at": stamp()})
+    async with storage.transaction() as tx:
+        await tx.insert_assistant(first)
+        await tx.update_assistant(second, new_version=True)
+        await tx.update_assistant(patched, new_version=False)
+    async with storage.read() as db:
+        assert await db.get_assistant(first.assistant_id) == patched
+        versions = await db.assistant_versions(first.assistant_id, metadata=None, limit=10, offset=0)
+        assert [v.version for v in versions] == [2, 1]
+        assert [v.name for v in versions] == ["Agent", "Agent"]
+        filtered = await db.assistant_versions(first.assistant_id, metadata={"v": 1}, limit=10, offset=0)
+        assert [v.version for v in filtered] == [1]
+        paged = await db.assistant_versions(first.assistant_id, metadata=None, limit=1, offset=1)
+        assert [v.version for v in paged] == [1]
+        assert await db.assistant_version(first.assistant_id, 3) is None
+
+
+def _fields(assistant: Assistant) -> dict[str, Any]:
+    return {name: getattr(assistant, name) for name in Assistant.__slots__}
+
+
+async def test_delete_assistant_removes_its_versions(storage: Storage) -> None:
+    """delete_assistant removes the assistant and its versions, and says whether it existed."""
+    assistant = make_assistant()
+    async with storage.transaction() as tx:
+        await tx.insert_assistant(assistant)
+        assert await tx.delete_assistant(assistant.assistant_id) is True
+        assert await tx.delete_assistant(assistant.assistant_id) is False
+    async with storage.read() as db:
+        assert await db.get_assistant(assistant.assistant_id) is None
+        assert await db.assistant_version(assistant.assistant_id, 1) is None
+
+
+async def test_search_assistants_filters_sorts_and_pages(storage: Storage) -> None:
+    """search_assistants applies graph, metadata, name (any case, substring) and auth filters, then sorts and pages."""
+    alpha = make_assistant(graph_id="agent", name="Alpha helper", metadata={"team": "red", "tags": ["a", "b"]})
+    beta = make_assistant(graph_id="agent", name="beta", metadata={"team": "blue"})
+    gamma = make_assistant(graph_id="other", name="Gamma HELPER", metadata={"team": "red"})
+    async with storage.transaction() as tx:
+        for assistant in (alpha, beta, gamma):
+            await tx.insert_assistant(assistant)
+    async with storage.read() as db:
+        assert ids_of(await search_assistants(db)) == ids_of([alpha, beta, gamma])
+        assert ids_of(await search_assistants(db, graph_id="agent")) == ids_of([alpha, beta])
+        assert ids_of(await search_assistants(db, metadata={"team": "red"})) == ids_of([alpha, gamma])
+        assert ids_of(await search_assistants(db, metadata={"tags": ["b"]})) == ids_of([alpha])
+        assert ids_of(await search_assistants(db, name="helper")) == ids_of([alpha, gamma])
+        assert ids_of(await search_assistants(db, auth={"team": "blue"})) == ids_of([beta])
+        by_name = await search_assistants(db, sort_by="name", sort_order="desc")
+        assert ids_of(by_name) == ids_of([gamma, beta, alpha])
+        newest = await search_assistants(db, sort_by="created_at", sort_order="desc", limit=2, offset=1)
+        assert ids_of(newest) == ids_of([beta, alpha])
+        # An unknown sort column falls back to created_at instead of reaching the SQL.
+        assert ids_of(await search_assistants(db, sort_by="1; drop table x")) == ids_of([alpha, beta, gamma])
+        assert await db.count_assistants(graph_id=None, metadata=None, name=None, auth=None) == 3
+        assert await db.count_assistants(graph_id="agent", metadata={"team": "red"}, name=None, auth=None) == 1
+        assert await db.count_assistants(graph_id=None, metadata=None, name="HELP", auth={"team": "red"}) == 2
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+async def test_insert_and_get_thread(storage: Storage) -> None:
+    """An inserted thread reads back field for field, unicode and nesting included."""
+    thread = make_thread(
+        metadata={"title": "Grüße, 世界 🌍", "nested": {"a": [1, {"b": None}]}},
+        values={"messages": [{"content": "ñ ✓"}]},
+        status=ThreadStatus.BUSY,
+    )
+    await add_threads(storage, thread)
+    async with storage.read() as db:
+        assert await db.get_thread(thread.thread_id) == thread
+        assert await db.get_thread(str(uuid.uuid4())) is None
+
+
+async def test_insert_thread_twice_is_unique_violation(storage: Storage) -> None:
+    """Inserting an existing thread id raises UniqueViolation and leaves the transaction usable."""
+    thread = await new_thread(storage)
+    async with storage.transaction() as tx:
+        with pytest.raises(UniqueViolation):
+            await tx.insert_thread(thread)
+        assert await tx.get_thread(thread.thread_id) == thread
+
+
+async def test_thread_updates(storage: Storage) -> None:
+    """update_thread_metadata, set_thread_state and set_thread_status change exactly their fields."""
+    thread = await new_thread(storage, metadata={"a": 1})
+    t1, t2, t3 = stamp(), stamp(), stamp()
+    async with storage.transaction() as tx:
+        await tx.update_thread_metadata(thread.thread_id, {"b": 2}, t1)
+    async with storage.read() as db:
+        got = await db.get_thread(thread.thread_id)
+    assert got is not None
+    assert (got.metadata, got.updated_at, got.state_updated_at) == ({"b": 2}, t1, thread.state_updated_at)
+    async with storage.transaction() as tx:
+        await tx.set_thread_state(
+            thread.thread_id,
+            status=ThreadStatus.INTERRUPTED,
+            values={"x": [1, 2]},
+            interrupts={"task": [{"value": "ask"}]},
+            error=None,
+            updated_at=t2,
+        )
+    async with storage.read() as db:
+        got = await db.get_thread(thread.thread_id)
+    assert got is not None
+    assert (got.status, got.values, got.interrupts, got.state_updated_at) == (
+        ThreadStatus.INTERRUPTED,
+        {"x": [1, 2]},
+        {"task": [{"value": "ask"}]},
+        t2,
+    )
+    async with storage.transaction() as tx:
+        await tx.set_thread_status(thread.thread_id, ThreadStatus.ERROR, t3)
+    async with storage.read() as db:
+        got = await db.get_thread(thread.thread_id)
+    assert got is not None
+    assert (got.status, got.values, got.updated_at, got.state_updated_at) == (ThreadStatus.ERROR, {"x": [1, 2]}, t3, t2)
+
+
+async def test_delete_thread_deletes_its_runs(storage: Storage) -> None:
+    """delete_thread removes the thread and its runs, and says whether it existed."""
+    thread = await new_thread(storage)
+    run = make_run(thread.thread_id)
+    await add_runs(storage, run)
+    async with storage.transaction() as tx:
+        assert await tx.delete_thread(thread.thread_id) is True
+        assert await tx.delete_thread(thread.thread_id) is False
+    async with storage.read() as db:
+        assert await db.get_run(run.run_id) is None
+
+
+async def test_thread_metadata_filter_is_containment(storage: Storage) -> None:
+    """The metadata filter is `@>`: nested objects match key by key, lists as subsets, types kept apart."""
+    deep = await new_thread(storage, metadata={"user": {"id": 7, "org": {"name": "acme"}}, "tags": ["a", "b", "c"]})
+    flat = await new_thread(storage, metadata={"user": 7, "flag": True, "tags": "a"})
+    other = await new_thread(storage, metadata={"flag": 1, "tags": [["a"]], "name": "Zoë"})
+    async with storage.read() as db:
+
+        async def match(flt: Json) -> list[str]:
+            return ids_of(await search_threads(db, metadata=flt))
+
+        assert await match({}) == ids_of([deep, flat, other])
+        assert await match({"user": {"org": {"name": "acme"}}}) == ids_of([deep])
+        assert await match({"user": {"org": {}}}) == ids_of([deep])
+        assert await match({"tags": ["c", "a"]}) == ids_of([deep])
+        assert await match({"tags": []}) == ids_of([deep, other])
+        assert await match({"tags": ["a", "z"]}) == []
+        # Only a top-level array contains a bare primitive; one level down it must be spelled as a list.
+        assert await match({"tags": "a"}) == ids_of([flat])
+        assert await match({"user": 7}) == ids_of([flat])
+        assert await match({"flag": True}) == ids_of([flat])
+        assert await match({"flag": 1}) == ids_of([other])
+        assert await match({"name": "Zoë"}) == ids_of([other])
+        assert await match({"missing": None}) == []
+        assert await db.count_threads(metadata={"tags": ["b"]}, values=None, status=None, auth=None) == 1
+
+
+async def test_thread_values_filter_is_containment(storage: Storage) -> None:
+    """The values filter matches threads whose state values contain it; threads without values never match."""
+    chat = await new_thread(storage, values={"messages": [{"role": "user", "content": "hi"}], "n": 2})
+    await new_thread(storage, values={"messages": [], "n": 3})
+    await new_thread(storage)
+    async with storage.read() as db:
+        got = await search_threads(db, values={"messages": [{"content": "hi"}]})
+        assert ids_of(got) == ids_of([chat])
+        assert ids_of(await search_threads(db, values={"n": 2})) == ids_of([chat])
+        assert await db.count_threads(metadata=None, values={"messages": []}, status=None, auth=None) == 2
+
+
+async def test_thread_status_and_ids_filters(storage: Storage) -> None:
+    """Threads filter by status and by a list of ids; an empty id list matches nothing."""
+    idle = await new_thread(storage)
+    busy = await new_thread(storage, status=ThreadStatus.BUSY)
+    busy2 = await new_thread(storage, status=ThreadStatus.BUSY)
+    async with storage.read() as db:
+        assert ids_of(await search_threads(db, status="busy")) == ids_of([busy, busy2])
+        assert await db.count_threads(metadata=None, values=None, status="idle", auth=None) == 1
+        picked = await search_threads(db, ids=[busy2.thread_id, idle.thread_id, str(uuid.uuid4())])
+        assert ids_of(picked) == ids_of([idle, busy2])
+        assert await search_threads(db, ids=[]) == []
+        assert ids_of(await search_threads(db, ids=[busy.thread_id], status="idle")) == []
+
+
+async def test_thread_sort_and_pagination(storage: Storage) -> None:
+    """Threads sort by a whitelisted column either way, ties broken by insertion order, then page."""
+    threads = [make_thread() for _ in range(4)]
+    same = stamp()
+    # The last two share every timestamp: insertion order must decide between them.
+    threads[2:] = [Thread(**{**_thread_fields(t), "created_at": same, "updated_at": same}) for t in threads[2:]]
+    await add_threads(storage, *threads)
+    async with storage.read() as db:
+        asc = await search_threads(db, sort_by="created_at", sort_order="asc")
+        assert ids_of(asc) == ids_of(threads)
+        desc = await search_threads(db, sort_by="updated_at", sort_order="desc")
+        assert ids_of(desc) == ids_of(threads[::-1])
+        page = await search_threads(db, sort_by="created_at", sort_order="asc", limit=2, offset=1)
+        assert ids_of(page) == ids_of(threads[1:3])
+        by_id = await search_threads(db, sort_by="thread_id", sort_order="asc")
+        assert ids_of(by_id) == sorted(ids_of(threads))
+
+
+def _thread_fields(thread: Thread) -> dict[str, Any]:
+    return {name: getattr(thread, name) for name in Thread.__slots__}
+
+
+async def test_thread_auth_filter_language(storage: Storage) -> None:
+    """Auth filters ({k: v}, $eq, $contains, $or, $and) hide threads from search, count and get."""
+    ana = await new_thread(storage, metadata={"owner": "ana", "org": "acme", "roles": ["admin", "dev"], "n": 1})
+    bob = await new_thread(storage, metadata={"owner": "bob", "org": "acme", "roles": ["dev"], "obj": {"a": 1}})
+    eve = await new_thread(storage, metadata={"owner": "eve", "roles": "admin", "n": True, "obj": {"a": 1, "b": 2}})
+    async with storage.read() as db:
+
+        async def visible(auth: Json) -> list[str]:
+            found = ids_of(await search_threads(db, auth=auth))
+            assert await db.count_threads(metadata=None, values=None, status=None, auth=auth) == len(found)
+            return found
+
+        assert await visible({"owner": "ana"}) == ids_of([ana])
+        assert await visible({"owner": {"$eq": "bob"}}) == ids_of([bob])
+        assert await visible({"org": "acme", "owner": "bob"}) == ids_of([bob])
+        assert await visible({"roles": {"$contains": "admin"}}) == ids_of([ana])
+        assert await visible({"roles": {"$contains": ["dev", "admin"]}}) == ids_of([ana])
+        assert await visible({"roles": {"$contains": "dev"}}) == ids_of([ana, bob])
+        assert await visible({"n": 1}) == ids_of([ana])
+        assert await visible({"n": True}) == ids_of([eve])
+        assert await visible({"obj": {"a": 1}}) == ids_of([bob])
+        assert await visible({"org": None}) == []
+        assert await visible({"$or": [{"owner": "ana"}, {"owner": "eve"}]}) == ids_of([ana, eve])
+        assert await visible({"$and": [{"org": "acme"}, {"roles": {"$contains": "dev"}}]}) == ids_of([ana, bob])
+        nested = {"$or": [{"$and": [{"org": "acme"}, {"owner": {"$eq": "bob"}}]}, {"n": True}]}
+        assert await visible(nested) == ids_of([bob, eve])
+        assert await visible({"$or": []}) == []
+        assert await visible({"$and": []}) == ids_of([ana, bob, eve])
+        assert await db.get_thread(ana.thread_id, {"owner": "ana"}) == ana
+        assert await db.get_thread(ana.thread_id, {"owner": "bob"}) is None
+        # Keys are data, never SQL.
+        assert await visible({"owner' OR '1'='1": "x"}) == []
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+async def test_insert_and_get_run(storage: Storage) -> None:
+    """An inserted run reads back as pending, optionally only within its own thread."""
+    thread = await new_thread(storage)
+    run = make_run(thread.thread_id, metadata={"source": "test", "ü": [1, 2]})
+    await add_runs(storage, run)
+    async with storage.read() as db:
+        assert await db.get_run(run.run_id) == run
+        assert await db.get_run(run.run_id, thread.thread_id) == run
+        assert await db.get_run(run.run_id, str(uuid.uuid4())) is None
+        assert await db.get_run(str(uuid.uuid4())) is None
+
+
+async def test_list_runs_newest_first(storage: Storage) -> None:
+    """list_runs gives a thread's runs newest first, filtered by status and paged."""
+    thread = await new_thread(storage)
+    other = await new_thread(storage)
+    runs = [make_run(thread.thread_id) for _ in range(3)]
+    await add_runs(storage, *runs, make_run(other.thread_id))
+    claimed = await claim(storage)
+    assert claimed is not None and claimed.run_id == runs[0].run_id
+    async with storage.read() as db:
+        listed = await db.list_runs(thread.thread_id, status=None, limit=10, offset=0)
+        assert [r.run_id for r in listed] == [r.run_id for r in runs[::-1]]
+        pending = await db.list_runs(thread.thread_id, status="pending", limit=10, offset=0)
+        assert [r.run_id for r in pending] == [runs[2].run_id, runs[1].run_id]
+        paged = await db.list_runs(thread.thread_id, status=None, limit=1, offset=1)
+        assert [r.run_id for r in paged] == [runs[1].run_id]
+
+
+async def test_inflight_runs(storage: Storage) -> None:
+    """inflight_runs lists a thread's pending and running runs, oldest first, not finished ones."""
+    thread = await new_thread(storage)
+    runs = [make_run(thread.thread_id) for _ in range(3)]
+    await add_runs(storage, *runs)
+    first = await claim(storage)
+    assert first is not None
+    async with storage.transaction() as tx:
+        await tx.finish_run(first.run_id, RunStatus.SUCCESS, {"ok": True}, stamp())
+    second = await claim(storage)
+    assert second is not None
+    async with storage.read() as db:
+        inflight = await db.inflight_runs(thread.thread_id)
+    assert [(r.run_id, r.status) for r in inflight] == [
+        (runs[1].run_id, RunStatus.RUNNING),
+        (runs[2].run_id, RunStatus.PENDING),
+    ]
+
+
+async def test_claim_is_fifo_across_threads(storage: Storage) -> None:
+    """Claims take runnable runs oldest first, leased to the claiming worker, attempt counted."""
+    threads = [await new_thread(storage) for _ in range(3)]
+    runs = [make_run(t.thread_id) for t in threads]
+    await add_runs(storage, *runs)
+    claimed = [await claim(storage, worker=f"w{i}", at=1000.0) for i in range(3)]
+    assert [r.run_id if r else None for r in claimed] == [r.run_id for r in runs]
+    assert all(r is not None and r.status == RunStatus.RUNNING and r.attempt == 1 for r in claimed)
+    assert await claim(storage) is None
+
+
+async def test_claim_skips_threads_with_a_running_run(storage: Storage) -> None:
+    """A thread runs one run at a time: its next run waits while another thread's younger run is claimed."""
+    busy = await new_thread(storage)
+    free = await new_thread(storage)
+    first, queued = make_run(busy.thread_id), make_run(busy.thread_id)
+    later = make_run(free.thread_id)
+    await add_runs(storage, first, queued, later)
+    got = await claim(storage)
+    assert got is not None and (got.run_id, got.status) == (first.run_id, RunStatus.RUNNING)
+    got = await claim(storage)
+    assert got is not None and got.run_id == later.run_id
+    assert await claim(storage) is None
+    async with storage.read() as db:
+        # The queued run is due but blocked: it is no reason to wake up before the running one ends.
+        assert await db.next_available_at() is None
+    async with storage.transaction() as tx:
+        await tx.finish_run(first.run_id, RunStatus.SUCCESS, None, stamp())
+    got = await claim(storage)
+    assert got is not None and got.run_id == queued.run_id
+
+
+async def test_claim_respects_available_at(storage: Storage) -> None:
+    """A run is claimable only once available_at has passed; next_available_at says when."""
+    thread = await new_thread(storage)
+    other = await new_thread(storage)
+    delayed = make_run(thread.thread_id, available_at=2000.0)
+    sooner = make_run(other.thread_id, available_at=1500.0)
+    await add_runs(storage, delayed, sooner)
+    async with storage.read() as db:
+        assert await db.next_available_at() == 1500.0
+    assert await claim(storage, at=1000.0) is None
+    got = await claim(storage, at=1500.0)
+    assert got is not None and got.run_id == sooner.run_id
+    async with storage.read() as db:
+        assert await db.next_available_at() == 2000.0
+    got = await claim(storage, at=2500.0)
+    assert got is not None and got.run_id == delayed.run_id
+    async with storage.read() as db:
+        assert await db.next_available_at() is None
+
+
+async def test_claim_orders_by_available_at_then_insertion(storage: Storage) -> None:
+    """Among due runs the earliest available_at goes first, ties in insertion order."""
+    threads = [await new_thread(storage) for _ in range(3)]
+    late = make_run(threads[0].thread_id, available_at=20.0)
+    tie1 = make_run(threads[1].thread_id, available_at=10.0)
+    tie2 = make_run(threads[2].thread_id, available_at=10.0)
+    await add_runs(storage, late, tie1, tie2)
+    order = [await claim(storage) for _ in range(3)]
+    assert [r.run_id if r else None for r in order] == [tie1.run_id, tie2.run_id, late.run_id]
+
+
+async def test_finish_run_records_output_and_releases_lease(storage: Storage) -> None:
+    """finish_run stores the status and output and releases the lease (no more renewals or cancel pickups)."""
+    thread = await new_thread(storage)
+    run = make_run(thread.thread_id)
+    await add_runs(storage, run)
+    assert await claim(storage, worker="w1") is not None
+    async with storage.transaction() as tx:
+        await tx.request_cancel(run.run_id, CancelAction.INTERRUPT, stamp())
+        await tx.finish_run(run.run_id, RunStatus.ERROR, {"__error__": {"message": "boom ⚡"}}, stamp())
+        assert await tx.cancel_requests("w1") == []
+        assert await tx.runs_leased_by_others(10_000.0) == []
+    async with storage.read() as db:
+        done = await db.get_run(run.run_id)
+    assert done is not None
+    assert (done.status, done.output) == (RunStatus.ERROR, {"__error__": {"message": "boom ⚡"}})
+
+
+async def test_request_cancel_reaches_the_owning_worker(storage: Storage) -> None:
+    """cancel_requests lists the worker's running runs that were asked to stop, with the action."""
+    threads = [await new_thread(storage) for _ in range(3)]
+    runs = [make_run(t.thread_id) for t in threads]
+    await add_runs(storage, *runs)
+    for worker in ("w1", "w1", "w2"):
+        assert await claim(storage, worker=worker) is not None
+    async with storage.transaction() as tx:
+        assert await tx.cancel_requests("w1") == []
+        await tx.request_cancel(runs[1].run_id, CancelAction.ROLLBACK, stamp())
+        await tx.request_cancel(runs[2].run_id, CancelAction.INTERRUPT, stamp())
+    async with storage.read() as db:
+        assert await db.cancel_requests("w1") == [(runs[1].run_id, CancelAction.ROLLBACK)]
+        assert await db.cancel_requests("w2") == [(runs[2].run_id, CancelAction.INTERRUPT)]
+        got = await db.get_run(runs[1].run_id)
+        assert got is not None and got.cancel_action == CancelAction.ROLLBACK
+
+
+async def test_requeue_keeps_attempts(storage: Storage) -> None:
+    """requeue_run returns a running run to the queue; the next claim counts a second attempt."""
+    thread = await new_thread(storage)
+    run = make_run(thread.thread_id)
+    await add_runs(storage, run)
+    assert await claim(storage, worker="w1") is not None
+    async with storage.transaction() as tx:
+        await tx.requeue_run(run.run_id, stamp())
+    async with storage.read() as db:
+        back = await db.get_run(run.run_id)
+        assert back is not None and (back.status, back.attempt) == (RunStatus.PENDING, 1)
+        assert await db.running_runs() == []
+    again = await claim(storage, worker="w2")
+    assert again is not None and (again.run_id, again.attempt) == (run.run_id, 2)
+
+
+async def test_expired_leases_and_renewal(storage: Storage) -> None:
+    """Runs whose lease expired are listed for the sweeper; renew_leases extends only the worker's own."""
+    threads = [await new_thread(storage) for _ in range(2)]
+    mine, theirs = make_run(threads[0].thread_id), make_run(threads[1].thread_id)
+    await add_runs(storage, mine, theirs)
+    assert await claim(storage, worker="me", at=1000.0, lease=10.0) is not None
+    assert await claim(storage, worker="them", at=1000.0, lease=10.0) is not None
+    async with storage.transaction() as tx:
+        assert await tx.runs_leased_by_others(1005.0) == []
+        await tx.renew_leases("me", 1100.0)
+        expired = await tx.runs_leased_by_others(1020.0)
+        assert [r.run_id for r in expired] == [theirs.run_id]
+        running = await tx.running_runs()
+        assert {r.run_id for r in running} == {mine.run_id, theirs.run_id}
+        assert {r.run_id for r in await tx.runs_leased_by_others(1200.0)} == {mine.run_id, theirs.run_id}
+
+
+async def test_cancellable_runs_selection(storage: Storage) -> None:
+    """cancellable_runs picks in-flight runs by thread and ids, or by status (pending, running, all)."""
+    thread = await new_thread(storage)
+    other = await new_thread(storage)
+    a, b, c = make_run(thread.thread_id), make_run(thread.thread_id), make_run(other.thread_id)
+    done = make_run(other.thread_id)
+    await add_runs(storage, a, b, c, done)
+    assert (await claim(storage)) is not None  # a
+    assert (await claim(storage)) is not None  # c
+    async with storage.transaction() as tx:
+        await tx.finish_run(c.run_id, RunStatus.SUCCESS, None, stamp())
+    async with storage.read() as db:
+
+        async def picked(**kwargs: Any) -> list[str]:
+            args: dict[str, Any] = {"thread_id": None, "run_ids": None, "status": None, **kwargs}
+            return [r.run_id for r in await db.cancellable_runs(**args)]
+
+        assert await picked(thread_id=thread.thread_id) == [a.run_id, b.run_id]
+        assert await picked(thread_id=thread.thread_id, run_ids=[b.run_id, c.run_id]) == [b.run_id]
+        assert await picked(run_ids=[]) == []
+        assert await picked(status="running") == [a.run_id]
+        assert await picked(status="pending") == [b.run_id, done.run_id]
+        assert await picked(status="all") == [a.run_id, b.run_id, done.run_id]
+
+
+async def test_delete_run(storage: Storage) -> None:
+    """delete_run removes one run row and says whether it existed; a deleted running run frees its thread."""
+    thread = await new_thread(storage)
+    first, second = make_run(thread.thread_id), make_run(thread.thread_id)
+    await add_runs(storage, first, second)
+    assert await claim(storage) is not None
+    async with storage.transaction() as tx:
+        assert await tx.delete_run(first.run_id) is True
+        assert await tx.delete_run(first.run_id) is False
+    got = await claim(storage)
+    assert got is not None and got.run_id == second.run_id
+
+
+async def test_delete_run_checkpoints(storage: Storage) -> None:
+    """delete_run_checkpoints removes the run's checkpoints and their writes; other runs' stay."""
+    thread = await new_thread(storage)
+    saver = storage.checkpointer
+    config: RunnableConfig = {"configurable": {"thread_id": thread.thread_id, "checkpoint_ns": ""}}
+    written: dict[str, list[str]] = {"keep": [], "drop": []}
+    for run_name in ("keep", "drop", "drop"):
+        checkpoint = empty_checkpoint()
+        config = await saver.aput(config, checkpoint, {"source": "loop", "step": 1, "run_id": run_name}, {})
+        await saver.aput_writes(config, [("messages", f"write of {run_name}")], task_id=str(uuid.uuid4()))
+        written[run_name].append(checkpoint["id"])
+    async with storage.transaction() as tx:
+        await tx.delete_run_checkpoints(thread.thread_id, "drop")
+    base: RunnableConfig = {"configurable": {"thread_id": thread.thread_id}}
+    left = [t async for t in saver.alist(base)]
+    assert [t.checkpoint["id"] for t in left] == written["keep"]
+    assert [w[1:] for w in left[0].pending_writes or []] == [("messages", "write of keep")]
+    for checkpoint_id in written["drop"]:
+        gone: RunnableConfig = {
+            "configurable": {"thread_id": thread.thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}
+        }
+        assert await saver.aget_tuple(gone) is None
+
+
+# --- transactions and concurrency ---------------------------------------------------------------
+
+
+class Boom(Exception):
+    """Raised inside a transaction to make it roll back."""
+
+
+async def test_transaction_rolls_back_on_error(storage: Storage) -> None:
+    """An exception inside transaction() undoes every write of that transaction and propagates."""
+    thread = make_thread()
+    with pytest.raises(Boom):
+        async with storage.transaction() as tx:
+            await tx.insert_thread(thread)
+            await tx.insert_run(make_run(thread.thread_id))
+            raise Boom
+    async with storage.read() as db:
+        assert await db.get_thread(thread.thread_id) is None
+        assert await db.count_threads(metadata=None, values=None, status=None, auth=None) == 0
+    await add_threads(storage, thread)
+
+
+async def test_concurrent_claims_take_one_run_per_thread(storage: Storage) -> None:
+    """Many concurrent claims never start two runs of one thread, and each thread starts its oldest run."""
+    threads = [await new_thread(storage) for _ in range(4)]
+    runs = {t.thread_id: [make_run(t.thread_id) for _ in range(5)] for t in threads}
+    await add_runs(storage, *(r for queue in runs.values() for r in queue))
+    claimed = await asyncio.gather(*(claim(storage, worker=f"w{i}") for i in range(16)))
+    got = [r for r in claimed if r is not None]
+    assert sorted(r.run_id for r in got) == sorted(queue[0].run_id for queue in runs.values())
+    async with storage.read() as db:
+        assert len(await db.running_runs()) == 4
+
+
+# --- waking workers -----------------------------------------------------------------------------
+
+
+async def test_wait_for_work_wakes_on_notify_work(storage: Storage) -> None:
+    """wait_for_work returns on notify_work, and otherwise only at its timeout."""
+    await storage.wait_for_work(0)  # the first wait may return at once (the backend starts listening)
+    started = time.monotonic()
+    await storage.wait_for_work(0.2)
+    assert time.monotonic() - started >= 0.19
+    waiter = asyncio.create_task(storage.wait_for_work(10))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    started = time.monotonic()
+    storage.notify_work()
+    await asyncio.wait_for(waiter, 2)
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.postgres
+async def test_wait_for_work_wakes_on_another_process_insert(postgres_url: str) -> None:
+    """A run inserted through another Storage (another process) wakes wait_for_work at commit, not before."""
+    waiting = await open_storage(postgres_url)
+    writer = await open_storage(postgres_url)
+    try:
+        await waiting.wait_for_work(0)  # starts the listener
+        thread = await new_thread(writer)
+        waiter = asyncio.create_task(waiting.wait_for_work(10))
+        async with writer.transaction() as tx:
+            await tx.insert_run(make_run(thread.thread_id))
+            await asyncio.sleep(0.2)
+            assert not waiter.done(), "woken before the insert committed"
+        started = time.monotonic()
+        await asyncio.wait_for(waiter, 5)
+        assert time.monotonic() - started < 1
+    finally:
+        await waiting.close()
+        await writer.close()
+
+
+@pytest.mark.postgres
+async def test_wait_for_work_survives_a_dropped_listen_connection(postgres_url: str) -> None:
+    """When the LISTEN connection is killed, the listener reconnects and wake-ups resume."""
+    waiting = await open_storage(postgres_url)
+    writer = await open_storage(postgres_url)
+    try:
+        await waiting.wait_for_work(0)
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query = 'LISTEN graphyard_runs'"
+            )
+        # The reconnect wakes once (notifications may have been missed while it was down).
+        await asyncio.wait_for(waiting.wait_for_work(10), 5)
+        thread = await new_thread(writer)
+        waiter = asyncio.create_task(waiting.wait_for_work(10))
+        await asyncio.sleep(0.1)
+        await add_runs(writer, make_run(thread.thread_id))
+        started = time.monotonic()
+        await asyncio.wait_for(waiter, 5)
+        assert time.monotonic() - started < 1
+    finally:
+        await waiting.close()
+        await writer.close()
+
+
+# --- migrations ---------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_concurrent_opens_migrate_an_empty_database_once(empty_postgres_url: str) -> None:
+    """Five processes opening an empty database at once apply each migration, and LangGraph's setup, exactly once."""
+    opened = await asyncio.gather(*(open_storage(empty_postgres_url) for _ in range(5)))
+    try:
+        async with await psycopg.AsyncConnection.connect(empty_postgres_url) as conn:
+            cur = await conn.execute("SELECT version, count(*) FROM graphyard_migrations GROUP BY version")
+            rows = await cur.fetchall()
+            assert rows == [(1, 1)]
+            for table, expected in (
+                ("checkpoint_migrations", len(AsyncPostgresSaver.MIGRATIONS)),
+                ("store_migrations", len(AsyncPostgresStore.MIGRATIONS)),
+            ):
+                cur = await conn.execute(f"SELECT count(*), max(v) + 1 FROM {table}")
+                assert await cur.fetchone() == (expected, expected)
+        # Every opened storage works on the one schema.
+        for storage in opened:
+            await add_threads(storage, make_thread())
+        async with opened[0].read() as db:
+            assert await db.count_threads(metadata=None, values=None, status=None, auth=None) == 5
+    finally:
+        for storage in opened:
+            await storage.close()
+
+
+async def test_reopening_is_a_no_op(storage_url: str) -> None:
+    """Opening an already migrated database again changes nothing and keeps its data."""
+    first = await open_storage(storage_url)
+    thread = await new_thread(first)
+    await first.close()
+    second = await open_storage(storage_url)
+    try:
+        async with second.read() as db:
+            assert await db.get_thread(thread.thread_id) == thread
+    finally:
+        await second.close()
