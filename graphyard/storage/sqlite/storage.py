@@ -17,7 +17,6 @@ from typing import Any
 import aiosqlite
 import orjson
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
@@ -36,6 +35,7 @@ from graphyard.records import (
 from graphyard.storage.errors import Unavailable, UniqueViolation
 from graphyard.storage.filters import auth_match, contains
 from graphyard.storage.queries import load_migrations, load_queries
+from graphyard.storage.sqlite.saver import InlineSqliteSaver
 
 Q = load_queries("graphyard.storage.sqlite")
 MIGRATIONS = load_migrations("graphyard.storage.sqlite")
@@ -161,24 +161,21 @@ def _opt(value: Any) -> str | None:
 
 
 class SqliteSession:
-    """Our queries on one aiosqlite connection."""
+    """Our queries on one sqlite3 connection, run inline (see saver.py for why no thread hop)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     async def _one(self, sql: str, params: dict[str, Any]) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cur:
-            row: sqlite3.Row | None = await cur.fetchone()
-            return row
+        row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+        return row
 
     async def _all(self, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return self._conn.execute(sql, params).fetchall()
 
     async def _exec(self, sql: str, params: dict[str, Any]) -> int:
         try:
-            async with self._conn.execute(sql, params) as cur:
-                return cur.rowcount
+            return self._conn.execute(sql, params).rowcount
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
                 raise UniqueViolation(str(exc)) from exc
@@ -419,15 +416,23 @@ def isoformat_now() -> str:
     return isoformat(now())
 
 
-async def _connect(path: Path, *, autocommit: bool) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "")
+_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    await conn.execute("PRAGMA busy_timeout=10000")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.create_function("graphyard_contains", 2, _sql_contains, deterministic=True)
-    await conn.create_function("graphyard_auth", 2, _sql_auth, deterministic=True)
+    for pragma in _PRAGMAS:
+        conn.execute(f"PRAGMA {pragma}")
+    conn.create_function("graphyard_contains", 2, _sql_contains, deterministic=True)
+    conn.create_function("graphyard_auth", 2, _sql_auth, deterministic=True)
+    return conn
+
+
+async def _connect_store(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    for pragma in _PRAGMAS:
+        await conn.execute(f"PRAGMA {pragma}")
     return conn
 
 
@@ -436,11 +441,11 @@ class SqliteStorage:
 
     def __init__(
         self,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
         store_conn: aiosqlite.Connection,
         lock: asyncio.Lock,
-        saver: AsyncSqliteSaver,
+        saver: InlineSqliteSaver,
         store: AsyncSqliteStore,
     ) -> None:
         self._writer = writer
@@ -455,45 +460,44 @@ class SqliteStorage:
     async def open(cls, path: Path) -> SqliteStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            writer = await _connect(path, autocommit=False)
-            reader = await _connect(path, autocommit=False)
-            store_conn = await _connect(path, autocommit=True)
+            writer = _connect(path)
+            reader = _connect(path)
+            store_conn = await _connect_store(path)
         except sqlite3.Error as exc:
             raise Unavailable(f"cannot open SQLite database {path}: {exc}") from exc
         lock = asyncio.Lock()
-        saver = AsyncSqliteSaver(writer)
         # Sharing the lock makes the saver and store wait for our transactions instead of failing.
-        saver.lock = lock
+        saver = InlineSqliteSaver(writer, lock)
         store = AsyncSqliteStore(store_conn)
         store.lock = lock
         self = cls(writer, reader, store_conn, lock, saver, store)
         await self._migrate()
-        await saver.setup()
+        async with lock:
+            saver.setup()
         await store.setup()
         return self
 
     async def _migrate(self) -> None:
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.execute("BEGIN IMMEDIATE")
             try:
-                await self._writer.execute(
+                self._writer.execute(
                     "CREATE TABLE IF NOT EXISTS graphyard_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
                 )
-                async with self._writer.execute("SELECT version FROM graphyard_migrations") as cur:
-                    done = {row[0] for row in await cur.fetchall()}
+                done = {row[0] for row in self._writer.execute("SELECT version FROM graphyard_migrations")}
                 for number, name, sql in MIGRATIONS:
                     if number in done:
                         continue
                     code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
                     for statement in code.split(";"):
                         if statement.strip():
-                            await self._writer.execute(statement)
-                    await self._writer.execute(
+                            self._writer.execute(statement)
+                    self._writer.execute(
                         "INSERT INTO graphyard_migrations (version, name) VALUES (?, ?)", (number, name)
                     )
-                await self._writer.commit()
+                self._writer.commit()
             except BaseException:
-                await self._writer.rollback()
+                self._writer.rollback()
                 raise
 
     @property
@@ -507,13 +511,13 @@ class SqliteStorage:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteSession]:
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield SqliteSession(self._writer)
             except BaseException:
-                await self._writer.rollback()
+                self._writer.rollback()
                 raise
-            await self._writer.commit()
+            self._writer.commit()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqliteSession]:
@@ -530,5 +534,7 @@ class SqliteStorage:
         self._work.clear()
 
     async def close(self) -> None:
-        for conn in (self._reader, self._store_conn, self._writer):
-            await conn.close()
+        await self._store_conn.close()
+        async with self._lock:
+            self._reader.close()
+            self._writer.close()

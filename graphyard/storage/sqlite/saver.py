@@ -1,0 +1,66 @@
+"""LangGraph's SQLite saver, driven inline from the event loop under the storage's write lock.
+
+SQLite statements on a local WAL file take microseconds; a thread hop per statement (aiosqlite)
+costs more than the statement. So the library's own synchronous SqliteSaver does the work, and its
+async methods run it directly while holding the lock every writer in this process shares: no thread
+hop, and never a writer waiting on SQLite's own lock (which would block the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+
+class InlineSqliteSaver(SqliteSaver):
+    """SqliteSaver whose async API runs the sync implementation under an asyncio lock."""
+
+    def __init__(self, conn: Any, lock: asyncio.Lock) -> None:
+        super().__init__(conn)
+        self.async_lock = lock
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        async with self.async_lock:
+            return self.get_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        async with self.async_lock:
+            found = list(self.list(config, filter=filter, before=before, limit=limit))
+        for item in found:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        async with self.async_lock:
+            return self.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        async with self.async_lock:
+            self.put_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        async with self.async_lock:
+            self.delete_thread(thread_id)
+
+    async def aget_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, Any]:
+        async with self.async_lock:
+            return self.get_delta_channel_history(config=config, channels=channels)
