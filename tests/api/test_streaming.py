@@ -394,3 +394,58 @@ async def test_stateless_stream_sends_no_checkpoints(client: LangGraphClient, mo
     parts = await stream(client, None, "slow", input={"delay": 0}, stream_mode=[mode, "updates"])
     assert "checkpoints" not in names(parts)
     assert names(parts).count("updates") == 3
+
+
+@pytest.mark.xfail(
+    reason="graphyard bug: GET /threads/{id}/stream ignores Last-Event-ID (no replay, only new events)", strict=True
+)
+async def test_thread_stream_resumes_after_last_event_id(
+    client: LangGraphClient, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A thread stream reopened with Last-Event-ID first replays the thread's events that came after that id."""
+    tid = await new_thread(client)
+    gate = tmp_path / "gate"
+    seen: list[SSE] = []
+    async with http.stream("GET", f"/threads/{tid}/stream") as response:
+        events = read_sse(response)
+        run = await client.runs.create(tid, "gate", input={"gate": str(gate)})
+        async with asyncio.timeout(20):
+            async for event in events:
+                seen.append(event)
+                if event.event == "values" and obj(event.data).get("steps") == ["before"]:
+                    break
+    await wait_for_file(Path(f"{gate}.entered"))
+    assert len(seen) >= 3
+    resumed: list[SSE] = []
+    async with http.stream("GET", f"/threads/{tid}/stream", headers={"Last-Event-ID": str(seen[0].id)}) as response:
+        events = read_sse(response)
+        gate.touch()
+        async with asyncio.timeout(20):
+            async for event in events:
+                resumed.append(event)
+                if event.event == "values" and obj(event.data).get("steps") == ["before", "hold", "after"]:
+                    break
+    await client.runs.join(tid, run["run_id"])
+    assert resumed[: len(seen) - 1] == seen[1:]
+
+
+async def test_a_silent_stream_gets_keep_alive_comments(
+    server: Server, client: LangGraphClient, tmp_path: Path
+) -> None:
+    """While a run is silent for longer than the heartbeat interval, the stream carries `:` comment lines."""
+    tid = await new_thread(client)
+    gate = tmp_path / "gate"
+    payload = {"assistant_id": "gate", "input": {"gate": str(gate)}, "stream_mode": "updates"}
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as http,
+        http.stream("POST", f"/threads/{tid}/runs/stream", json=payload) as response,
+    ):
+        lines = response.aiter_lines()
+        async with asyncio.timeout(15):
+            async for line in lines:
+                if line.startswith(":"):
+                    break
+        await wait_for_file(Path(f"{gate}.entered"))
+        gate.touch()
+        rest = [line async for line in lines]
+    assert "event: updates" in rest
