@@ -48,6 +48,7 @@ class Outcome:
     error: Json | None = None
     values: Any = None
     interrupts: list[Any] = field(default_factory=list)
+    snapshot: ThreadSnapshot | None = None
 
 
 def _command(raw: Json) -> Command[Any]:
@@ -140,7 +141,7 @@ class Execution:
             output = {}
         if interrupts and isinstance(output, dict) and "__interrupt__" not in output:
             output = {**output, "__interrupt__": to_jsonable(interrupts)}
-        return Outcome(RunStatus.SUCCESS, output, values=values)
+        return Outcome(RunStatus.SUCCESS, output, values=values, snapshot=snapshot)
 
     async def _astream(
         self, graph: Any, graph_input: Any, config: RunnableConfig, graph_id: str, modes: set[str], subgraphs: bool
@@ -225,7 +226,7 @@ async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:
 
 async def finish(svc: Services, run: Run, outcome: Outcome) -> None:
     """Write the run's final status and its thread's status and values in one transaction."""
-    snapshot = await thread_snapshot(svc, run)
+    snapshot = outcome.snapshot or await thread_snapshot(svc, run)
     stamp = isoformat(now())
     async with svc.storage.transaction() as tx:
         current = await tx.get_run(run.run_id)
