@@ -39,7 +39,9 @@ async def running_services(
     """Open storage and broker, make system assistants, run workers; close everything on exit.
     `exclusive`: this is the only process on the database (dev), so runs left running are orphans."""
     storage = await open_storage(settings.database_url)
-    broker = await open_broker(settings.broker_url)
+    broker = await open_broker(
+        settings.broker_url, prefix=settings.redis_prefix, ttl_seconds=settings.stream_ttl_seconds
+    )
     svc = Services(storage=storage, broker=broker, graphs=graphs, settings=settings)
     stop = asyncio.Event()
     worker_task: asyncio.Task[None] | None = None

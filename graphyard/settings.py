@@ -40,6 +40,7 @@ class Settings:
     max_body_bytes: int = 300 * 1024 * 1024
     run_graphs: bool = True
     webhooks: dict[str, Any] | None = None
+    redis_prefix: str = "graphyard:"
     serve_http: bool = True
 
     def without_workers(self) -> Settings:
@@ -57,6 +58,7 @@ class Settings:
             "stream_ttl_seconds": _float_env("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
             "max_body_bytes": _int_env("HTTP_MAX_REQUEST_BODY_BYTES", 300 * 1024 * 1024),
             "broker_url": os.environ.get("REDIS_URI") or None,
+            "redis_prefix": os.environ.get("GRAPHYARD_REDIS_PREFIX") or "graphyard:",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(config_path=config_path, database_url=database_url, **values)  # type: ignore[arg-type]
