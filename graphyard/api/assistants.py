@@ -30,7 +30,7 @@ CREATE = s.schema(
     {
         "graph_id": {"type": "string"},
         "assistant_id": s.UUID_STR,
-        "config": s.OBJ_OR_NULL,
+        "config": s.CONFIG,
         "context": s.OBJ_OR_NULL,
         "metadata": s.OBJ_OR_NULL,
         "if_exists": {"enum": ["raise", "do_nothing"]},
@@ -42,7 +42,7 @@ CREATE = s.schema(
 PATCH = s.schema(
     {
         "graph_id": s.STR_OR_NULL,
-        "config": s.OBJ_OR_NULL,
+        "config": s.CONFIG,
         "context": s.OBJ_OR_NULL,
         "metadata": s.OBJ_OR_NULL,
         "name": s.STR_OR_NULL,

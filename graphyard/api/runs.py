@@ -31,7 +31,7 @@ RUN_PROPERTIES: Json = {
     "input": {},
     "command": COMMAND,
     "metadata": s.OBJ_OR_NULL,
-    "config": s.OBJ_OR_NULL,
+    "config": s.CONFIG,
     "context": s.OBJ_OR_NULL,
     "checkpoint": s.CHECKPOINT,
     "checkpoint_id": s.STR_OR_NULL,
@@ -47,7 +47,8 @@ RUN_PROPERTIES: Json = {
     "if_not_exists": {"enum": ["create", "reject", None]},
     "on_completion": {"enum": ["delete", "keep", None]},
     "on_disconnect": {"enum": ["cancel", "continue", None]},
-    "after_seconds": {"type": ["number", "null"], "minimum": 0},
+    # Up to a year: further is a mistake, and would overflow date arithmetic.
+    "after_seconds": {"type": ["number", "null"], "minimum": 0, "maximum": 31_536_000},
     "durability": {"enum": ["sync", "async", "exit", None]},
     "langsmith_tracer": s.OBJ_OR_NULL,
 }

@@ -17,6 +17,8 @@ from graphyard.serde import dumps
 
 OBJ: Json = {"type": "object"}
 OBJ_OR_NULL: Json = {"type": ["object", "null"]}
+# A RunnableConfig: `configurable` must itself be an object.
+CONFIG: Json = {"type": ["object", "null"], "properties": {"configurable": {"type": ["object", "null"]}}}
 STR_OR_NULL: Json = {"type": ["string", "null"]}
 LIMIT: Json = {"type": "integer", "minimum": 1, "maximum": 1000}
 OFFSET: Json = {"type": "integer", "minimum": 0}
@@ -54,9 +56,21 @@ async def read_json(request: Request) -> Any:
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Unprocessable("Invalid JSON in request body") from None
+    # Keys become SQL JSON paths and LangGraph config keys; a NUL in one is never meaningful.
+    if b"\\u0000" in raw and _has_nul_key(value):
+        raise Unprocessable("Object keys must not contain NUL (\\u0000) characters")
+    return value
+
+
+def _has_nul_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any("\x00" in key or _has_nul_key(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul_key(item) for item in value)
+    return False
 
 
 def _message(error: ValidationError) -> str:

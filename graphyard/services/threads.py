@@ -227,7 +227,7 @@ async def update_state(
         snap = await graph.aget_state(st.thread_config(thread_id))
     await refresh_thread(svc, thread_id, snap)
     event = {"state": st.snapshot_json(snap), "thread_id": thread_id}
-    await svc.broker.publish(thread_channel(thread_id), "state_update", dumps(event), keep=False)
+    await svc.broker.publish(thread_channel(thread_id), "state_update", dumps(event), keep=True)
     conf = saved["configurable"]
     checkpoint_out = {
         "thread_id": conf.get("thread_id", thread_id),

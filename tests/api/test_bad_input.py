@@ -221,19 +221,8 @@ async def bodies() -> AsyncIterator[bytes | None]:
         yield orjson.dumps(value)
 
 
-# Bodies that hit a known graphyard bug on a route; each has its own strict-xfail test below.
-KNOWN_BUGS: set[tuple[str, str, bytes]] = {
-    ("POST", "/assistants", orjson.dumps({"graph_id": "echo", "config": {"configurable": "x"}})),
-    ("POST", "/assistants", orjson.dumps({"graph_id": "echo", "config": {"configurable": [1]}, "context": {"a": 1}})),
-    ("PATCH", "/assistants/{assistant_id}", orjson.dumps({"config": {"configurable": "x"}})),
-    ("PATCH", "/assistants/{assistant_id}", orjson.dumps({"graph_id": "echo", "config": {"configurable": "x"}})),
-    (
-        "PATCH",
-        "/assistants/{assistant_id}",
-        orjson.dumps({"graph_id": "echo", "config": {"configurable": [1]}, "context": {"a": 1}}),
-    ),
-    ("POST", "/threads/{thread_id}/history", orjson.dumps(OBJECT_BODIES[1])),
-}
+# Bodies that hit a known graphyard bug on a route (each with its own strict-xfail test below). None now.
+KNOWN_BUGS: set[tuple[str, str, bytes]] = set()
 
 
 @pytest.mark.parametrize(("method", "template", "streaming"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
@@ -344,7 +333,6 @@ async def test_bad_run_field_is_422_and_creates_nothing(
     assert (await client.threads.get(tid))["status"] == "idle"
 
 
-@pytest.mark.xfail(reason="graphyard bug: after_seconds past datetime's range raises OverflowError (500)", strict=True)
 @pytest.mark.parametrize("after", [1e308, 10**15])
 async def test_absurd_after_seconds_is_not_a_500(
     http: httpx.AsyncClient, client: LangGraphClient, after: float
@@ -359,7 +347,6 @@ async def test_absurd_after_seconds_is_not_a_500(
         await client.runs.cancel(tid, response.json()["run_id"])
 
 
-@pytest.mark.xfail(reason="graphyard bug: config.configurable that is not an object is a 500", strict=True)
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 async def test_assistant_with_non_object_configurable_is_422(http: httpx.AsyncClient, ids: Ids, method: str) -> None:
     """Creating or patching an assistant whose config.configurable is a string is a 422, not a 500."""
@@ -370,7 +357,6 @@ async def test_assistant_with_non_object_configurable_is_422(http: httpx.AsyncCl
     assert response.json()["detail"]
 
 
-@pytest.mark.xfail(reason="graphyard bug: a NUL in a history metadata filter key is a 500", strict=True)
 async def test_history_filter_with_nul_in_a_metadata_key_is_not_a_500(http: httpx.AsyncClient, ids: Ids) -> None:
     """A history metadata filter whose key holds a NUL answers 200 (no match) or a 4xx, never a 500."""
     response = await http.post(

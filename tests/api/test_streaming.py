@@ -396,9 +396,6 @@ async def test_stateless_stream_sends_no_checkpoints(client: LangGraphClient, mo
     assert names(parts).count("updates") == 3
 
 
-@pytest.mark.xfail(
-    reason="graphyard bug: GET /threads/{id}/stream ignores Last-Event-ID (no replay, only new events)", strict=True
-)
 async def test_thread_stream_resumes_after_last_event_id(
     client: LangGraphClient, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
