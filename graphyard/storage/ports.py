@@ -128,7 +128,8 @@ class Session(Protocol):
         and no other run running on its thread. None when nothing is runnable."""
 
     async def next_available_at(self) -> float | None:
-        """The earliest available_at among pending runs, to sleep until."""
+        """The earliest available_at among pending runs, to sleep until. Runs waiting behind a running
+        run on their thread do not count: that run's finish wakes the workers instead."""
 
     async def finish_run(self, run_id: str, status: RunStatus, output: Any, updated_at: str) -> None:
         """Record a run's terminal status and its join output, and release its lease."""
