@@ -18,6 +18,9 @@ from graphyard.logs import configure
 from graphyard.server import FATAL, build_app, migrate_only, run_worker_only
 from graphyard.settings import Settings
 
+# langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
+IGNORED_KEYS = ("http", "store", "checkpointer", "ui", "encryption", "priority")
+
 
 class CliError(Exception):
     """A problem the user fixes: printed as one line, exit status 2."""
@@ -56,7 +59,19 @@ def _parser() -> argparse.ArgumentParser:
 def _project(config: str) -> tuple[Path, ProjectConfig, GraphRegistry]:
     path = Path(config).resolve()
     project = load_project_config(path)
+    if project.auth:
+        # Serving a project that expects auth without enforcing it would expose every tenant's data.
+        raise CliError(
+            f"{path}: custom auth (`auth` in langgraph.json) is not supported yet, and graphyard will not serve "
+            "this project without it; remove the `auth` key to serve it without authentication"
+        )
     apply_project(project)
+    ignored = [key for key in IGNORED_KEYS if project.raw.get(key)]
+    if ignored:
+        print(
+            f"graphyard: {path}: these settings are not supported yet and are ignored: {', '.join(ignored)}",
+            file=sys.stderr,
+        )
     return path, project, GraphRegistry.load(project)
 
 

@@ -79,6 +79,9 @@ def _message(error: ValidationError) -> str:
 
 
 def validate(validator: Draft202012Validator, value: Any) -> Json:
+    if validator.is_valid(value):
+        assert isinstance(value, dict)
+        return value
     error = next(iter(sorted(validator.iter_errors(value), key=lambda e: e.path)), None)
     if error is not None:
         raise Unprocessable(_message(error))
