@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,8 +48,14 @@ def translated() -> Iterator[None]:
         raise Unavailable(f"PostgreSQL unavailable: {exc}") from exc
 
 
+# jsonb cannot hold U+0000; an escaped NUL (preceded by an even run of backslashes) becomes U+FFFD,
+# as the reference answers, instead of failing the write.
+_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return _ESCAPED_NUL.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 
 
 def _opt(value: Any) -> str | None:
