@@ -34,7 +34,7 @@ from graphyard.records import (
     now,
     uuid7,
 )
-from graphyard.serde import loads
+from graphyard.serde import dumps, loads
 from graphyard.services import assistants
 from graphyard.services.channels import END_EVENT, run_channel
 from graphyard.services.context import Services
@@ -192,7 +192,9 @@ async def create(
     config_metadata = kwargs["config"]["metadata"]
     ids = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
 
-    superseded: list[tuple[Run, CancelAction]] = []
+    superseded: list[Run] = []
+    stopped: list[Run] = []
+    action = CancelAction.INTERRUPT
     async with svc.storage.transaction() as tx:
         thread = await tx.get_thread(thread_id)
         if thread is None:
@@ -236,11 +238,11 @@ async def create(
         if strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
             action = CancelAction(strategy.value)
             for other in inflight:
-                if await _cancel_in_tx(tx, other, action):
-                    superseded.append((other, action))
+                (superseded if await _cancel_in_tx(tx, other, action) else stopped).append(other)
     svc.storage.notify_work()
+    await _end_streams(svc, stopped, action)
     if superseded:
-        await _signal_and_wait(svc, superseded)
+        await _signal_and_wait(svc, superseded, action)
     return run
 
 
@@ -258,11 +260,11 @@ async def _cancel_in_tx(tx: Session, run: Run, action: CancelAction) -> bool:
     return True
 
 
-async def _signal_and_wait(svc: Services, runs: Sequence[tuple[Run, CancelAction]]) -> None:
-    for run, action in runs:
+async def _signal_and_wait(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
+    for run in runs:
         await svc.broker.send_cancel(run.run_id, action.value)
     deadline = time.monotonic() + SUPERSEDE_DEADLINE
-    for run, _ in runs:
+    for run in runs:
         await wait_terminal(svc, run.run_id, deadline=deadline)
 
 
@@ -369,24 +371,28 @@ async def cancel(
                             "and the runs haven't been deleted or completed."
                         )
             raise NothingToCancel()
-        signalled: list[tuple[Run, CancelAction]] = []
+        running: list[Run] = []
+        stopped: list[Run] = []
         stamp = isoformat(now())
-        touched = set()
         for run in targets:
-            if await _cancel_in_tx(tx, run, action):
-                signalled.append((run, action))
-            else:
-                touched.add(run.thread_id)
-        for tid in touched:
+            (running if await _cancel_in_tx(tx, run, action) else stopped).append(run)
+        for tid in {run.thread_id for run in stopped}:
             await _settle_idle_thread(tx, tid, stamp)
-    for run in targets:
-        if (run, action) not in signalled:
-            await svc.broker.close_channel(run_channel(run.run_id))
-    for run, act in signalled:
-        await svc.broker.send_cancel(run.run_id, act.value)
+    await _end_streams(svc, stopped, action)
+    for run in running:
+        await svc.broker.send_cancel(run.run_id, action.value)
     if wait:
-        for run, _ in signalled:
-            await wait_terminal(svc, run.run_id, deadline=time.monotonic() + SUPERSEDE_DEADLINE)
+        deadline = time.monotonic() + SUPERSEDE_DEADLINE
+        for run in running:
+            await wait_terminal(svc, run.run_id, deadline=deadline)
+
+
+async def _end_streams(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
+    """Pending runs stopped before they started: end their streams as a worker would have."""
+    for run in runs:
+        output = None if action is CancelAction.ROLLBACK else output_of(run)
+        await svc.broker.publish(run_channel(run.run_id), END_EVENT, dumps(output), keep=False)
+        await svc.broker.close_channel(run_channel(run.run_id))
 
 
 async def _settle_idle_thread(tx: Session, thread_id: str, stamp: str) -> None:
