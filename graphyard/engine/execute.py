@@ -250,6 +250,9 @@ async def finish(svc: Services, run: Run, outcome: Outcome) -> None:
             error=outcome.error,
             updated_at=stamp,
         )
+    if others:
+        # The next run on this thread is runnable now (other processes hear the storage's own wake-up).
+        svc.storage.notify_work()
 
 
 async def rollback(svc: Services, run: Run) -> None:
@@ -278,6 +281,7 @@ async def rollback(svc: Services, run: Run) -> None:
             error=None,
             updated_at=stamp,
         )
+    svc.storage.notify_work()
 
 
 @dataclass(frozen=True)

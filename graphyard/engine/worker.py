@@ -118,8 +118,6 @@ class Worker:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
         self._slot_free.set()
-        # Finishing a run may make the next run on its thread runnable.
-        self.svc.storage.notify_work()
 
     async def drain(self, deadline: float) -> None:
         """Wait for running runs up to deadline seconds, then cancel (requeue) the rest."""

@@ -114,8 +114,10 @@ class Session(Protocol):
     async def get_run(self, run_id: str, thread_id: str | None = None) -> Run | None:
         """The run, optionally only if it belongs to that thread."""
 
-    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Run]:
-        """A thread's runs, newest first."""
+    async def list_runs(
+        self, thread_id: str, *, status: str | None, limit: int, offset: int, metadata: Json | None = None
+    ) -> list[Run]:
+        """A thread's runs, newest first, optionally only those whose metadata contains `metadata`."""
 
     async def inflight_runs(self, thread_id: str) -> list[Run]:
         """The thread's pending and running runs, oldest first."""

@@ -144,7 +144,7 @@ WITH inserted AS (
     ON CONFLICT (run_id) DO NOTHING
     RETURNING run_id
 )
-SELECT run_id, pg_notify('graphyard_runs', '') AS notified FROM inserted
+SELECT run_id, pg_notify('graphyard_runs', %(origin)s) AS notified FROM inserted
 
 -- name: get_run
 -- One run, optionally only within a thread.
@@ -154,6 +154,7 @@ SELECT * FROM graphyard_runs WHERE run_id = %(run_id)s AND (%(thread_id)s::text 
 -- A thread's runs, newest first.
 SELECT * FROM graphyard_runs
 WHERE thread_id = %(thread_id)s AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
 ORDER BY created_at DESC, seq DESC
 LIMIT %(limit)s OFFSET %(offset)s
 
@@ -168,7 +169,7 @@ ORDER BY available_at, seq
 WITH deleted AS (
     DELETE FROM graphyard_runs WHERE run_id = %(run_id)s RETURNING thread_id, status
 ), woken AS (
-    SELECT pg_notify('graphyard_runs', '') FROM deleted AS d
+    SELECT pg_notify('graphyard_runs', %(origin)s) FROM deleted AS d
     WHERE d.status = 'running'
       AND EXISTS (SELECT 1 FROM graphyard_runs AS p WHERE p.thread_id = d.thread_id AND p.status = 'pending')
 )
@@ -212,7 +213,7 @@ WITH finished AS (
     WHERE run_id = %(run_id)s
     RETURNING thread_id
 )
-SELECT pg_notify('graphyard_runs', '') AS notified FROM finished AS f
+SELECT pg_notify('graphyard_runs', %(origin)s) AS notified FROM finished AS f
 WHERE EXISTS (SELECT 1 FROM graphyard_runs AS p WHERE p.thread_id = f.thread_id AND p.status = 'pending')
 
 -- name: request_cancel
@@ -227,7 +228,7 @@ WITH requeued AS (
     WHERE run_id = %(run_id)s AND status = 'running'
     RETURNING run_id
 )
-SELECT pg_notify('graphyard_runs', '') AS notified FROM requeued
+SELECT pg_notify('graphyard_runs', %(origin)s) AS notified FROM requeued
 
 -- name: expired_leases
 -- Running runs whose worker stopped renewing its lease.

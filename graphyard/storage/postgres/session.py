@@ -158,8 +158,10 @@ def _assistant_params(a: Assistant) -> dict[str, Any]:
 class PostgresSession:
     """Our queries on one pooled connection (in a transaction, or autocommit for reads)."""
 
-    def __init__(self, conn: AsyncConnection[DictRow]) -> None:
+    def __init__(self, conn: AsyncConnection[DictRow], origin: str) -> None:
         self._conn = conn
+        # Sent as the NOTIFY payload, so this process can skip wake-ups it already gave itself.
+        self._origin = origin
 
     async def _one(self, sql: str, params: dict[str, Any]) -> DictRow | None:
         with translated():
@@ -341,22 +343,30 @@ class PostgresSession:
             "attempt": run.attempt,
             "temporary": run.temporary,
         }
-        if await self._one(Q["insert_run"], params) is None:
+        if await self._one(Q["insert_run"], {**params, "origin": self._origin}) is None:
             raise UniqueViolation("graphyard_runs_pkey")
 
     async def get_run(self, run_id: str, thread_id: str | None = None) -> Run | None:
         row = await self._one(Q["get_run"], {"run_id": run_id, "thread_id": thread_id})
         return _run(row) if row else None
 
-    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Run]:
-        params = {"thread_id": thread_id, "status": status, "limit": limit, "offset": offset}
+    async def list_runs(
+        self, thread_id: str, *, status: str | None, limit: int, offset: int, metadata: Json | None = None
+    ) -> list[Run]:
+        params = {
+            "thread_id": thread_id,
+            "status": status,
+            "limit": limit,
+            "offset": offset,
+            "metadata": _opt(metadata),
+        }
         return [_run(r) for r in await self._all(Q["list_runs"], params)]
 
     async def inflight_runs(self, thread_id: str) -> list[Run]:
         return [_run(r) for r in await self._all(Q["inflight_runs"], {"thread_id": thread_id})]
 
     async def delete_run(self, run_id: str) -> bool:
-        row = await self._one(Q["delete_run"], {"run_id": run_id})
+        row = await self._one(Q["delete_run"], {"run_id": run_id, "origin": self._origin})
         return row is not None and row["deleted"] > 0
 
     async def claim_run(self, worker_id: str, now: float, lease_seconds: float) -> Run | None:
@@ -385,7 +395,13 @@ class PostgresSession:
         return None if row is None or row["at"] is None else float(row["at"])
 
     async def finish_run(self, run_id: str, status: RunStatus, output: Any, updated_at: str) -> None:
-        params = {"run_id": run_id, "status": status.value, "output": _opt(output), "updated_at": updated_at}
+        params = {
+            "run_id": run_id,
+            "status": status.value,
+            "output": _opt(output),
+            "updated_at": updated_at,
+            "origin": self._origin,
+        }
         await self._exec(Q["finish_run"], params)
 
     async def request_cancel(self, run_id: str, action: CancelAction, updated_at: str) -> None:
@@ -393,7 +409,7 @@ class PostgresSession:
         await self._exec(Q["request_cancel"], params)
 
     async def requeue_run(self, run_id: str, updated_at: str) -> None:
-        await self._exec(Q["requeue_run"], {"run_id": run_id, "updated_at": updated_at})
+        await self._exec(Q["requeue_run"], {"run_id": run_id, "updated_at": updated_at, "origin": self._origin})
 
     async def runs_leased_by_others(self, now: float) -> list[Run]:
         return [_run(r) for r in await self._all(Q["expired_leases"], {"now": now})]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -100,6 +101,7 @@ class PostgresStorage:
         self._saver = saver
         self._store = store
         self._work = asyncio.Event()
+        self._origin = uuid.uuid4().hex
         self._listen_lock = asyncio.Lock()
         self._listen_conn: AsyncConnection[DictRow] | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -148,13 +150,13 @@ class PostgresStorage:
     async def transaction(self) -> AsyncIterator[PostgresSession]:
         with translated():
             async with self._pool.connection() as conn, conn.transaction():
-                yield PostgresSession(conn)
+                yield PostgresSession(conn, self._origin)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresSession]:
         with translated():
             async with self._pool.connection() as conn:
-                yield PostgresSession(conn)
+                yield PostgresSession(conn, self._origin)
 
     def notify_work(self) -> None:
         self._work.set()
@@ -189,8 +191,11 @@ class PostgresStorage:
             conn = self._listen_conn
             if conn is not None:
                 try:
-                    async for _ in conn.notifies():
-                        self._work.set()
+                    async for note in conn.notifies():
+                        # Our own NOTIFYs follow a local notify_work(); waking again would only
+                        # make an empty claim.
+                        if note.payload != self._origin:
+                            self._work.set()
                 except psycopg.OperationalError as exc:
                     log.warning("lost the LISTEN connection, reconnecting: %s", exc)
                 await conn.close()

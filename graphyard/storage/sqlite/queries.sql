@@ -116,6 +116,7 @@ SELECT * FROM graphyard_runs WHERE run_id = :run_id AND (:thread_id IS NULL OR t
 -- A thread's runs, newest first.
 SELECT * FROM graphyard_runs
 WHERE thread_id = :thread_id AND (:status IS NULL OR status = :status)
+  AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
 ORDER BY created_at DESC, rowid DESC
 LIMIT :limit OFFSET :offset
 

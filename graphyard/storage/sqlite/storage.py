@@ -351,8 +351,16 @@ class SqliteSession:
         row = await self._one(Q["get_run"], {"run_id": run_id, "thread_id": thread_id})
         return _run(row) if row else None
 
-    async def list_runs(self, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Run]:
-        params = {"thread_id": thread_id, "status": status, "limit": limit, "offset": offset}
+    async def list_runs(
+        self, thread_id: str, *, status: str | None, limit: int, offset: int, metadata: Json | None = None
+    ) -> list[Run]:
+        params = {
+            "thread_id": thread_id,
+            "status": status,
+            "limit": limit,
+            "offset": offset,
+            "metadata": _opt(metadata),
+        }
         return [_run(r) for r in await self._all(Q["list_runs"], params)]
 
     async def inflight_runs(self, thread_id: str) -> list[Run]:
