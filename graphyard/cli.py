@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
+from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
 from graphyard.graphs import GraphRegistry
 from graphyard.logs import configure
@@ -59,12 +60,6 @@ def _parser() -> argparse.ArgumentParser:
 def _project(config: str) -> tuple[Path, ProjectConfig, GraphRegistry]:
     path = Path(config).resolve()
     project = load_project_config(path)
-    if project.auth:
-        # Serving a project that expects auth without enforcing it would expose every tenant's data.
-        raise CliError(
-            f"{path}: custom auth (`auth` in langgraph.json) is not supported yet, and graphyard will not serve "
-            "this project without it; remove the `auth` key to serve it without authentication"
-        )
     apply_project(project)
     ignored = [key for key in IGNORED_KEYS if project.raw.get(key)]
     if ignored:
@@ -101,11 +96,15 @@ def _database_uri() -> str:
 
 
 def _serve_http(app_settings: Settings, project: ProjectConfig, graphs: GraphRegistry, *, exclusive: bool) -> int:
+    # Loaded before the port is taken: a project whose auth cannot load must never be served open.
+    auth: ProjectAuth | None = load_auth(project)
+    if project.auth and auth is None:
+        raise CliError(f'{project.path}: "auth" has no "path"; name your Auth object, e.g. "./auth.py:auth"')
     if not _port_free(app_settings.host, app_settings.port):
         raise CliError(
             f"port {app_settings.port} on {app_settings.host} is already in use; pass --port with a free port"
         )
-    app = build_app(app_settings, project, graphs, exclusive=exclusive)
+    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth)
     print(
         f"graphyard serving {project.path} on http://{app_settings.host}:{app_settings.port} "
         f"(database {app_settings.database_url.split('@')[-1]})",

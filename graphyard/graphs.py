@@ -187,7 +187,7 @@ def _import_source(config: ProjectConfig, spec: GraphSpec, module_ref: str) -> M
         path = (config.root / module_ref).resolve()
         if not path.is_file():
             raise _error(config, spec, f"file {path} not found", "fix the path (it is relative to langgraph.json)")
-        return _import_file(path)
+        return import_file(path)
     except ConfigError:
         raise
     except ModuleNotFoundError as exc:
@@ -201,7 +201,7 @@ def _import_source(config: ProjectConfig, spec: GraphSpec, module_ref: str) -> M
         raise _error(config, spec, f"import failed ({_one_line(exc)})", "fix the error in the module") from exc
 
 
-def _import_file(path: Path) -> ModuleType:
+def import_file(path: Path) -> ModuleType:
     """Import a file under a name stable across processes, so pickles made by one worker load in another."""
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:10]
     name = f"graphyard_project_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"

@@ -15,7 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from graphyard.api import routes
 from graphyard.api.errors import HANDLERS
-from graphyard.api.middleware import BodyLimitMiddleware
+from graphyard.api.middleware import AuthMiddleware, BodyLimitMiddleware
+from graphyard.auth import ProjectAuth
 from graphyard.broker import open_broker
 from graphyard.config import ProjectConfig
 from graphyard.engine.worker import Worker
@@ -78,13 +79,18 @@ def _die_loudly(task: asyncio.Task[None]) -> None:
 
 
 def build_app(
-    settings: Settings, project: ProjectConfig, graphs: GraphRegistry, *, exclusive: bool = False
+    settings: Settings,
+    project: ProjectConfig,
+    graphs: GraphRegistry,
+    *,
+    exclusive: bool = False,
+    auth: ProjectAuth | None = None,
 ) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with running_services(settings, graphs, exclusive=exclusive) as svc:
             log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
-            yield {"services": svc}
+            yield {"services": svc, "auth": auth}
 
     middleware = [
         Middleware(
@@ -96,6 +102,9 @@ def build_app(
         ),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]
+    if auth is not None:
+        log.info("custom auth enabled", source=auth.source)
+        middleware.append(Middleware(AuthMiddleware, auth=auth))
     return Starlette(routes=routes(), middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
 
 

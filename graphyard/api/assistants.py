@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from graphyard.api import schemas as s
-from graphyard.api.deps import services
+from graphyard.api.deps import authorize, services
 from graphyard.errors import AssistantNotFound, GraphNotFound, Unprocessable
-from graphyard.records import system_assistant_id
+from graphyard.records import Json, system_assistant_id
 from graphyard.services import assistants
 
 SELECT_FIELDS = [
@@ -66,46 +66,75 @@ VERSIONS = s.schema({"metadata": s.OBJ_OR_NULL, "limit": s.LIMIT, "offset": s.OF
 LATEST = s.schema({"version": {"type": "integer"}}, ["version"])
 
 
+async def _read_filter(request: Request, assistant_id: str) -> Json | None:
+    return await authorize(request, "assistants", "read", {"assistant_id": uuid.UUID(assistant_id)})
+
+
 async def create(request: Request) -> Response:
     body = await s.body(request, CREATE)
+    assistant_id = body.get("assistant_id") or str(uuid.uuid4())
+    if_exists = body.get("if_exists") or "raise"
+    value: Json = {
+        "assistant_id": uuid.UUID(assistant_id),
+        "graph_id": body["graph_id"],
+        "config": body.get("config"),
+        "context": body.get("context"),
+        "metadata": body.get("metadata"),
+        "if_exists": if_exists,
+        "name": body.get("name"),
+    }
+    flt = await authorize(request, "assistants", "create", value)
     assistant = await assistants.create(
         services(request),
         graph_id=body["graph_id"],
-        assistant_id=body.get("assistant_id"),
-        config=body.get("config"),
-        context=body.get("context"),
-        metadata=body.get("metadata"),
-        if_exists=body.get("if_exists") or "raise",
-        name=body.get("name"),
+        assistant_id=assistant_id,
+        config=value.get("config"),
+        context=value.get("context"),
+        metadata=value.get("metadata"),
+        if_exists=if_exists,
+        name=value.get("name"),
         description=body.get("description"),
+        auth=flt,
     )
     return s.json_response(s.assistant_json(assistant))
 
 
 async def get(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
-    return s.json_response(s.assistant_json(await assistants.get(services(request), assistant_id)))
+    flt = await _read_filter(request, assistant_id)
+    return s.json_response(s.assistant_json(await assistants.get(services(request), assistant_id, flt)))
 
 
 async def patch(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     body = await s.body(request, PATCH)
+    value: Json = {
+        "assistant_id": uuid.UUID(assistant_id),
+        "graph_id": body.get("graph_id"),
+        "config": body.get("config"),
+        "context": body.get("context"),
+        "metadata": body.get("metadata"),
+        "name": body.get("name"),
+    }
+    flt = await authorize(request, "assistants", "update", value)
     assistant = await assistants.patch(
         services(request),
         assistant_id,
         graph_id=body.get("graph_id"),
-        config=body.get("config"),
-        context=body.get("context"),
-        metadata=body.get("metadata"),
-        name=body.get("name"),
+        config=value.get("config"),
+        context=value.get("context"),
+        metadata=value.get("metadata"),
+        name=value.get("name"),
         description=body.get("description"),
+        auth=flt,
     )
     return s.json_response(s.assistant_json(assistant))
 
 
 async def delete(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
-    await assistants.delete(services(request), assistant_id)
+    flt = await authorize(request, "assistants", "delete", {"assistant_id": uuid.UUID(assistant_id)})
+    await assistants.delete(services(request), assistant_id, flt)
     return Response(status_code=204)
 
 
@@ -119,15 +148,18 @@ async def search(request: Request) -> Response:
     body = await s.body(request, SEARCH)
     _known_graph(request, body.get("graph_id"))
     limit, offset = body.get("limit", 10), body.get("offset", 0)
+    value: Json = {"graph_id": body.get("graph_id"), "metadata": body.get("metadata"), "limit": limit, "offset": offset}
+    flt = await authorize(request, "assistants", "search", value)
     items, total = await assistants.search(
         services(request),
         graph_id=body.get("graph_id"),
-        metadata=body.get("metadata"),
+        metadata=value.get("metadata"),
         name=body.get("name"),
         limit=limit,
         offset=offset,
         sort_by=body.get("sort_by"),
         sort_order=body.get("sort_order"),
+        auth=flt,
     )
     fields = body.get("select")
     return s.json_response(
@@ -139,8 +171,14 @@ async def search(request: Request) -> Response:
 async def count(request: Request) -> Response:
     body = await s.body(request, COUNT)
     _known_graph(request, body.get("graph_id"))
+    value: Json = {"graph_id": body.get("graph_id"), "metadata": body.get("metadata"), "limit": 0, "offset": 0}
+    flt = await authorize(request, "assistants", "search", value)
     n = await assistants.count(
-        services(request), graph_id=body.get("graph_id"), metadata=body.get("metadata"), name=body.get("name")
+        services(request),
+        graph_id=body.get("graph_id"),
+        metadata=value.get("metadata"),
+        name=body.get("name"),
+        auth=flt,
     )
     return s.json_response(n)
 
@@ -148,12 +186,14 @@ async def count(request: Request) -> Response:
 async def versions(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     body = await s.body(request, VERSIONS)
+    flt = await _read_filter(request, assistant_id)
     found = await assistants.versions(
         services(request),
         assistant_id,
         metadata=body.get("metadata"),
         limit=body.get("limit", 10),
         offset=body.get("offset", 0),
+        auth=flt,
     )
     return s.json_response([s.version_json(v) for v in found])
 
@@ -161,7 +201,9 @@ async def versions(request: Request) -> Response:
 async def set_latest(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     body = await s.body(request, LATEST)
-    assistant = await assistants.set_latest(services(request), assistant_id, body["version"])
+    value: Json = {"assistant_id": uuid.UUID(assistant_id), "version": body["version"]}
+    flt = await authorize(request, "assistants", "update", value)
+    assistant = await assistants.set_latest(services(request), assistant_id, body["version"], flt)
     return s.json_response(s.assistant_json(assistant))
 
 
@@ -175,7 +217,8 @@ async def _graph_of(request: Request) -> tuple[str, Any]:
         if raw not in svc.graphs:
             raise Unprocessable("Invalid assistant ID: must be a UUID") from None
         assistant_id = system_assistant_id(raw)
-    assistant = await assistants.get(svc, assistant_id)
+    flt = await _read_filter(request, assistant_id)
+    assistant = await assistants.get(svc, assistant_id, flt)
     if assistant.graph_id not in svc.graphs:
         raise AssistantNotFound(f"Graph '{assistant.graph_id}' of assistant {assistant_id} is not loaded")
     return assistant.graph_id, assistants.graph_config(assistant)

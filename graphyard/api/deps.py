@@ -1,9 +1,13 @@
-"""Access to the services the lifespan built, from a request."""
+"""Access to what the lifespan built, from a request: the services, and the project's auth."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 
+from graphyard.auth import AuthUser, ProjectAuth
+from graphyard.records import Json
 from graphyard.services.context import Services
 
 
@@ -11,3 +15,26 @@ def services(request: Request) -> Services:
     svc = request.state.services
     assert isinstance(svc, Services)
     return svc
+
+
+def project_auth(request: Request) -> ProjectAuth | None:
+    """The project's auth, or None when langgraph.json configures none (the server is open)."""
+    auth: ProjectAuth | None = getattr(request.state, "auth", None)
+    return auth
+
+
+def auth_user(request: Request) -> AuthUser | None:
+    """The user the auth middleware authenticated, or None without auth."""
+    user: AuthUser | None = getattr(request.state, "auth_user", None)
+    return user
+
+
+async def authorize(request: Request, resource: str, action: str, value: dict[str, Any]) -> Json | None:
+    """Run the project's handler for resource.action on `value` (which it may change in place):
+    None means allowed without a filter, a dict is the metadata filter to pass to the service."""
+    auth = project_auth(request)
+    if auth is None:
+        return None
+    user = auth_user(request)
+    assert user is not None, "the auth middleware runs before every authorized route"
+    return await auth.authorize(user, resource, action, value)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from graphyard import errors
+from graphyard.auth import AuthFailed
 from graphyard.logs import get_logger
 from graphyard.serde import dumps
 
@@ -48,6 +49,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return json_error(exc.status_code, exc.detail, dict(exc.headers or {}))
 
 
+async def auth_error(request: Request, exc: Exception) -> Response:
+    """An Auth.exceptions.HTTPException raised by a project's authorization handler."""
+    assert isinstance(exc, AuthFailed)
+    status = exc.status_code if 100 <= exc.status_code <= 599 else 500
+    return json_error(status, exc.detail, dict(exc.headers or {}))
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return json_error(500, "Internal Server Error")
@@ -56,5 +64,6 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 HANDLERS: dict[Any, Any] = {
     errors.GraphyardError: domain_error,
     HTTPException: http_error,
+    AuthFailed: auth_error,
     Exception: unexpected_error,
 }

@@ -1,10 +1,13 @@
-"""Pure-ASGI middleware: refuse request bodies over the configured size with 413."""
+"""Pure-ASGI middleware: refuse request bodies over the configured size with 413; authenticate requests."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphyard.api.errors import json_error
+from graphyard.api.errors import json_error, log
+from graphyard.auth import AuthFailed, ProjectAuth
 
 
 class BodyTooLarge(Exception):
@@ -39,3 +42,36 @@ class BodyLimitMiddleware:
             await self.app(scope, limited, send)
         except BodyTooLarge:
             await json_error(413, f"Request body exceeds {self.max_bytes} bytes")(scope, receive, send)
+
+
+# Routes anyone may call: health and server info.
+OPEN_PATHS = frozenset({"/ok", "/info"})
+
+
+class AuthMiddleware:
+    """Authenticate every HTTP request but /ok and /info with the project's Auth object; the user goes
+    into `request.state.auth_user` for the handlers' authorization calls."""
+
+    def __init__(self, app: ASGIApp, auth: ProjectAuth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            user = await self.auth.authenticate(Request(scope))
+        except AuthFailed as exc:
+            status = exc.status_code if 100 <= exc.status_code <= 599 else 500
+            await json_error(status, exc.detail, dict(exc.headers or {}))(scope, receive, send)
+            return
+        except StarletteHTTPException as exc:
+            await json_error(exc.status_code, exc.detail, dict(exc.headers or {}))(scope, receive, send)
+            return
+        except Exception as exc:  # noqa: BLE001 - the project's handler failed: logged, a 500, never a way in
+            log.error("authenticate handler failed", path=scope.get("path"), exc_info=exc)
+            await json_error(500, "Internal Server Error")(scope, receive, send)
+            return
+        scope.setdefault("state", {})["auth_user"] = user
+        await self.app(scope, receive, send)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from graphyard.api import schemas as s
-from graphyard.api.deps import services
+from graphyard.api.deps import auth_user, authorize, project_auth, services
 from graphyard.api.sse import error_frame, relay, sse_response, wants
 from graphyard.broker.ports import Subscription
 from graphyard.errors import NotFound, Unprocessable
-from graphyard.records import RUN_TERMINAL, CancelAction, Json, Run
+from graphyard.records import RUN_TERMINAL, CancelAction, Json, Run, system_assistant_id
 from graphyard.serde import dumps
 from graphyard.services import runs
 from graphyard.services.channels import run_channel
@@ -79,8 +81,93 @@ def _locations(run: Run, stateless: bool, tail: str) -> dict[str, str]:
 async def _create(request: Request, *, stateless: bool, run_id: str | None = None) -> tuple[Run, Json]:
     thread_id = None if stateless else _thread_id(request)
     payload = await s.body(request, RUN_CREATE)
-    run = await runs.create(services(request), payload, thread_id=thread_id, run_id=run_id)
+    run = await _create_run(request, payload, thread_id=thread_id, run_id=run_id)
     return run, payload
+
+
+async def _create_run(request: Request, payload: Json, *, thread_id: str | None, run_id: str | None) -> Run:
+    """runs.create, after the project's auth (if any) has seen and possibly changed the payload."""
+    svc = services(request)
+    user = auth_user(request)
+    if project_auth(request) is None or user is None:
+        return await runs.create(svc, payload, thread_id=thread_id, run_id=run_id)
+    run_id = run_id or runs.new_run_id()
+    payload, flt, assistant_flt = await _authorize_run(request, svc, payload, thread_id, run_id)
+    return await runs.create(
+        svc,
+        payload,
+        thread_id=thread_id,
+        run_id=run_id,
+        auth=flt,
+        assistant_auth=assistant_flt,
+        auth_user=user.json(),
+    )
+
+
+def _as_uuid(value: Any) -> Any:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return value
+
+
+# RunsCreate.kwargs keys that are request fields of another name.
+KWARG_FIELDS = {"subgraphs": "stream_subgraphs", "resumable": "stream_resumable"}
+RUN_OPTIONS = ("metadata", "prevent_insert_if_inflight", "multitask_strategy", "if_not_exists", "after_seconds")
+
+
+async def _authorize_run(
+    request: Request, svc: Services, payload: Json, thread_id: str | None, run_id: str
+) -> tuple[Json, Json | None, Json | None]:
+    """threads.create_run with the reference's RunsCreate value, then assistants.read for a user-made
+    assistant. Returns the payload with the handler's changes, the thread filter, the assistant filter."""
+    ref = str(payload["assistant_id"])
+    assistant_id = system_assistant_id(ref) if ref in svc.graphs else ref
+    system = assistant_id in {system_assistant_id(g) for g in svc.graphs.graph_ids()}
+    stateless = thread_id is None
+    value: Json = {
+        "thread_id": None if stateless else uuid.UUID(thread_id),
+        "assistant_id": _as_uuid(assistant_id),
+        "run_id": uuid.UUID(run_id),
+        "status": "pending",
+        "metadata": dict(payload.get("metadata") or {}),
+        "prevent_insert_if_inflight": bool(payload.get("prevent_insert_if_inflight", False)),
+        "multitask_strategy": payload.get("multitask_strategy") or "enqueue",
+        "if_not_exists": payload.get("if_not_exists") or "reject",
+        "after_seconds": payload.get("after_seconds") or 0,
+        "kwargs": {
+            "input": payload.get("input"),
+            "command": payload.get("command"),
+            "config": payload.get("config") or {},
+            "context": payload.get("context") or {},
+            "stream_mode": payload.get("stream_mode") or "values",
+            "interrupt_before": payload.get("interrupt_before"),
+            "interrupt_after": payload.get("interrupt_after"),
+            "webhook": payload.get("webhook"),
+            "feedback_keys": payload.get("feedback_keys"),
+            "temporary": stateless and payload.get("on_completion", "delete") != "keep",
+            "subgraphs": bool(payload.get("stream_subgraphs", False)),
+            "resumable": bool(payload.get("stream_resumable", False)),
+            "checkpoint_during": payload.get("checkpoint_during", True),
+            "durability": payload.get("durability"),
+        },
+    }
+    before = copy.deepcopy(value)
+    flt = await authorize(request, "threads", "create_run", value)
+    assistant_flt = None
+    if not system:
+        assistant_flt = await authorize(request, "assistants", "read", {"assistant_id": _as_uuid(assistant_id)})
+    # What the handler changed goes into the run; ids stay as the request and the server chose them.
+    changed = dict(payload)
+    for key in RUN_OPTIONS:
+        if value.get(key) != before.get(key):
+            changed[key] = value.get(key)
+    raw_kwargs = value.get("kwargs")
+    kwargs: Json = raw_kwargs if isinstance(raw_kwargs, dict) else {}
+    for key, original in before["kwargs"].items():
+        if key != "temporary" and key in kwargs and kwargs[key] != original:
+            changed[KWARG_FIELDS.get(key, key)] = kwargs[key]
+    return changed, flt, assistant_flt
 
 
 async def create_stateful(request: Request) -> Response:
@@ -100,8 +187,7 @@ async def batch(request: Request) -> Response:
     if not isinstance(raw, list):
         raise Unprocessable("Expected a JSON array of run payloads")
     payloads = [s.validate(RUN_CREATE, item) for item in raw]
-    svc = services(request)
-    created = [await runs.create(svc, payload, thread_id=None) for payload in payloads]
+    created = [await _create_run(request, payload, thread_id=None, run_id=None) for payload in payloads]
     return s.json_response([s.run_json(r) for r in created])
 
 
@@ -177,10 +263,15 @@ async def wait_stateless(request: Request) -> Response:
     return await _wait(request, stateless=True)
 
 
+async def _read_filter(request: Request, thread_id: str, run_id: str) -> Json | None:
+    return await authorize(request, "threads", "read", {"thread_id": uuid.UUID(thread_id), "run_id": uuid.UUID(run_id)})
+
+
 async def join(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
-    run = await runs.get(svc, thread_id, run_id)
+    flt = await _read_filter(request, thread_id, run_id)
+    run = await runs.get(svc, thread_id, run_id, flt)
     body = _final_json(svc, run)
     if s.query_bool(request, "cancel_on_disconnect"):
         body = _cancel_when_abandoned(svc, run, body)
@@ -237,10 +328,11 @@ def _mode_filter(request: Request) -> set[str] | None:
 async def join_stream(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
+    flt = await _read_filter(request, thread_id, run_id)
     last_event_id = request.headers.get("last-event-id")
     sub = await svc.broker.subscribe(run_channel(run_id), last_event_id=last_event_id)
     try:
-        run = await runs.get(svc, thread_id, run_id)
+        run = await runs.get(svc, thread_id, run_id, flt)
     except NotFound:
         await sub.aclose()
 
@@ -271,7 +363,9 @@ async def join_stream(request: Request) -> Response:
 
 
 async def get(request: Request) -> Response:
-    run = await runs.get(services(request), _thread_id(request), _run_id(request))
+    thread_id, run_id = _thread_id(request), _run_id(request)
+    flt = await _read_filter(request, thread_id, run_id)
+    run = await runs.get(services(request), thread_id, run_id, flt)
     return s.json_response(s.run_json(run))
 
 
@@ -282,13 +376,17 @@ async def list_runs(request: Request) -> Response:
         raise Unprocessable(f"status must be one of {RUN_STATUSES}")
     limit = s.query_int(request, "limit", 10, minimum=1, maximum=1000)
     offset = s.query_int(request, "offset", 0, minimum=0)
-    found = await runs.list_runs(services(request), thread_id, status=status, limit=limit, offset=offset)
+    flt = await authorize(request, "threads", "search", {"thread_id": uuid.UUID(thread_id), "metadata": {}})
+    found = await runs.list_runs(services(request), thread_id, status=status, limit=limit, offset=offset, auth=flt)
     fields = request.query_params.getlist("select") or None
     return s.json_response([s.select(s.run_json(r), fields) for r in found])
 
 
 async def delete(request: Request) -> Response:
-    await runs.delete(services(request), _thread_id(request), _run_id(request))
+    thread_id, run_id = _thread_id(request), _run_id(request)
+    value: Json = {"thread_id": uuid.UUID(thread_id), "run_id": uuid.UUID(run_id)}
+    flt = await authorize(request, "threads", "delete", value)
+    await runs.delete(services(request), thread_id, run_id, flt)
     return Response(status_code=204)
 
 
@@ -305,11 +403,22 @@ async def cancel(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
     wait = s.query_bool(request, "wait")
-    await runs.get(svc, thread_id, run_id)
-    await runs.cancel(svc, thread_id=thread_id, run_ids=[run_id], status=None, action=_action(request), wait=wait)
+    action = _action(request)
+    flt = await authorize(request, "threads", "update", _cancel_value(thread_id, action, [run_id], None))
+    await runs.get(svc, thread_id, run_id, flt)
+    await runs.cancel(svc, thread_id=thread_id, run_ids=[run_id], status=None, action=action, wait=wait, auth=flt)
     if wait:
         return s.json_response({}, headers={"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
     return Response(status_code=202)
+
+
+def _cancel_value(thread_id: str | None, action: CancelAction, run_ids: list[str] | None, status: str | None) -> Json:
+    """threads.update for a cancel, in the reference's shape."""
+    return {
+        "thread_id": uuid.UUID(thread_id) if thread_id else None,
+        "action": action.value,
+        "metadata": {"run_ids": [uuid.UUID(r) for r in run_ids] if run_ids is not None else None, "status": status},
+    }
 
 
 async def cancel_many(request: Request) -> Response:
@@ -319,12 +428,16 @@ async def cancel_many(request: Request) -> Response:
         raise Unprocessable("Give either status, or thread_id with run_ids")
     if has_ids and not ("run_ids" in body and "thread_id" in body):
         raise Unprocessable("run_ids must come with thread_id")
+    action = _action(request)
+    value = _cancel_value(body.get("thread_id"), action, body.get("run_ids"), body.get("status"))
+    flt = await authorize(request, "threads", "update", value)
     await runs.cancel(
         services(request),
         thread_id=body.get("thread_id"),
         run_ids=body.get("run_ids"),
         status=body.get("status"),
-        action=_action(request),
+        action=action,
         wait=False,
+        auth=flt,
     )
     return Response(status_code=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -9,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from graphyard.api import schemas as s
-from graphyard.api.deps import services
+from graphyard.api.deps import authorize, services
 from graphyard.api.sse import relay, sse_response
 from graphyard.errors import GraphyardError, Unprocessable
-from graphyard.records import Json
+from graphyard.records import Json, uuid7
 from graphyard.services import threads
 from graphyard.services.channels import thread_channel
 
@@ -93,14 +94,24 @@ def _thread_id(request: Request) -> str:
     return s.path_uuid(request, "thread_id", "thread")
 
 
+async def read_filter(request: Request, thread_id: str) -> Json | None:
+    """threads.read for one thread: the filter that must let the caller see it."""
+    return await authorize(request, "threads", "read", {"thread_id": uuid.UUID(thread_id)})
+
+
 async def create(request: Request) -> Response:
     body = await s.body(request, CREATE)
     svc = services(request)
+    thread_id = body.get("thread_id") or uuid7()
+    if_exists = body.get("if_exists") or "raise"
+    value: Json = {"thread_id": uuid.UUID(thread_id), "metadata": body.get("metadata"), "if_exists": if_exists}
+    if body.get("ttl") is not None:
+        value["ttl"] = body["ttl"]
+    flt = await authorize(request, "threads", "create", value)
+    if body.get("supersteps"):
+        await authorize(request, "threads", "update", {"thread_id": uuid.UUID(thread_id)})
     thread = await threads.create(
-        svc,
-        thread_id=body.get("thread_id"),
-        metadata=body.get("metadata"),
-        if_exists=body.get("if_exists") or "raise",
+        svc, thread_id=thread_id, metadata=value.get("metadata"), if_exists=if_exists, auth=flt
     )
     if body.get("supersteps"):
         try:
@@ -114,20 +125,26 @@ async def create(request: Request) -> Response:
 
 
 async def get(request: Request) -> Response:
-    return s.json_response(s.thread_json(await threads.get(services(request), _thread_id(request))))
+    thread_id = _thread_id(request)
+    flt = await read_filter(request, thread_id)
+    return s.json_response(s.thread_json(await threads.get(services(request), thread_id, flt)))
 
 
 async def patch(request: Request) -> Response:
     thread_id = _thread_id(request)
     body = await s.body(request, PATCH)
-    thread = await threads.patch(services(request), thread_id, metadata=body.get("metadata"))
+    value: Json = {"thread_id": uuid.UUID(thread_id), "metadata": body.get("metadata")}
+    flt = await authorize(request, "threads", "update", value)
+    thread = await threads.patch(services(request), thread_id, metadata=value.get("metadata"), auth=flt)
     if "return=minimal" in (request.headers.get("prefer") or ""):
         return Response(status_code=204)
     return s.json_response(s.thread_json(thread))
 
 
 async def delete(request: Request) -> Response:
-    await threads.delete(services(request), _thread_id(request))
+    thread_id = _thread_id(request)
+    flt = await authorize(request, "threads", "delete", {"thread_id": uuid.UUID(thread_id)})
+    await threads.delete(services(request), thread_id, flt)
     return Response(status_code=204)
 
 
@@ -150,16 +167,27 @@ def _extract(thread: Json, paths: dict[str, Any]) -> Json:
 async def search(request: Request) -> Response:
     body = await s.body(request, SEARCH)
     limit, offset = body.get("limit", 10), body.get("offset", 0)
+    value: Json = {
+        "metadata": body.get("metadata"),
+        "values": body.get("values"),
+        "status": body.get("status"),
+        "limit": limit,
+        "offset": offset,
+    }
+    if body.get("ids") is not None:
+        value["ids"] = [uuid.UUID(i) for i in body["ids"]]
+    flt = await authorize(request, "threads", "search", value)
     items, total = await threads.search(
         services(request),
         ids=body.get("ids"),
-        metadata=body.get("metadata"),
-        values=body.get("values"),
-        status=body.get("status"),
+        metadata=value.get("metadata"),
+        values=value.get("values"),
+        status=value.get("status"),
         limit=limit,
         offset=offset,
         sort_by=body.get("sort_by"),
         sort_order=body.get("sort_order"),
+        auth=flt,
     )
     fields = body.get("select")
     out = []
@@ -174,21 +202,43 @@ async def search(request: Request) -> Response:
 
 async def count(request: Request) -> Response:
     body = await s.body(request, COUNT)
+    value: Json = {
+        "metadata": body.get("metadata"),
+        "values": body.get("values"),
+        "status": body.get("status"),
+        "limit": 0,
+        "offset": 0,
+    }
+    flt = await authorize(request, "threads", "search", value)
     n = await threads.count(
-        services(request), metadata=body.get("metadata"), values=body.get("values"), status=body.get("status")
+        services(request),
+        metadata=value.get("metadata"),
+        values=value.get("values"),
+        status=value.get("status"),
+        auth=flt,
     )
     return s.json_response(n)
 
 
 async def copy(request: Request) -> Response:
-    return s.json_response(s.thread_json(await threads.copy(services(request), _thread_id(request))))
+    thread_id = _thread_id(request)
+    flt = await read_filter(request, thread_id)
+    new_id = str(uuid.uuid4())
+    created: Json = {"thread_id": uuid.UUID(new_id)}
+    await authorize(request, "threads", "create", created)
+    copied = await threads.copy(
+        services(request), thread_id, flt, new_thread_id=new_id, metadata=created.get("metadata")
+    )
+    return s.json_response(s.thread_json(copied))
 
 
 async def prune(request: Request) -> Response:
     body = await s.body(request, PRUNE)
     if body.get("strategy", "delete") != "delete":
         raise Unprocessable("Only the 'delete' prune strategy is supported")
-    return s.json_response({"pruned_count": await threads.prune(services(request), body["thread_ids"])})
+    value: Json = {"thread_ids": [uuid.UUID(t) for t in body["thread_ids"]]}
+    flt = await authorize(request, "threads", "delete", value)
+    return s.json_response({"pruned_count": await threads.prune(services(request), body["thread_ids"], flt)})
 
 
 # --- state ----------------------------------------------------------------------------------------
@@ -198,8 +248,9 @@ async def get_state(request: Request) -> Response:
     thread_id = _thread_id(request)
     checkpoint_id = request.path_params.get("checkpoint_id")
     checkpoint = {"checkpoint_id": checkpoint_id} if checkpoint_id else None
+    flt = await read_filter(request, thread_id)
     state = await threads.get_state(
-        services(request), thread_id, checkpoint=checkpoint, subgraphs=s.query_bool(request, "subgraphs")
+        services(request), thread_id, checkpoint=checkpoint, subgraphs=s.query_bool(request, "subgraphs"), auth=flt
     )
     return s.json_response(state)
 
@@ -207,8 +258,13 @@ async def get_state(request: Request) -> Response:
 async def get_state_at(request: Request) -> Response:
     thread_id = _thread_id(request)
     body = await s.body(request, STATE_AT)
+    flt = await read_filter(request, thread_id)
     state = await threads.get_state(
-        services(request), thread_id, checkpoint=body.get("checkpoint"), subgraphs=bool(body.get("subgraphs"))
+        services(request),
+        thread_id,
+        checkpoint=body.get("checkpoint"),
+        subgraphs=bool(body.get("subgraphs")),
+        auth=flt,
     )
     return s.json_response(state)
 
@@ -219,12 +275,14 @@ async def update_state(request: Request) -> Response:
     checkpoint = dict(body.get("checkpoint") or {})
     if body.get("checkpoint_id"):
         checkpoint["checkpoint_id"] = body["checkpoint_id"]
+    flt = await authorize(request, "threads", "update", {"thread_id": uuid.UUID(thread_id)})
     result = await threads.update_state(
         services(request),
         thread_id,
         values=body.get("values"),
         as_node=body.get("as_node"),
         checkpoint=checkpoint or None,
+        auth=flt,
     )
     return s.json_response(result)
 
@@ -249,6 +307,7 @@ async def history(request: Request) -> Response:
         body: Json = {"limit": limit, "before": request.query_params.get("before") or None}
     else:
         body = await s.body(request, HISTORY)
+    flt = await read_filter(request, thread_id)
     found = await threads.history(
         services(request),
         thread_id,
@@ -256,6 +315,7 @@ async def history(request: Request) -> Response:
         before=_before(body.get("before")),
         metadata=body.get("metadata"),
         checkpoint=body.get("checkpoint"),
+        auth=flt,
     )
     return s.json_response(found)
 
@@ -289,9 +349,10 @@ async def join_stream(request: Request) -> Response:
     thread_id = _thread_id(request)
     modes = _thread_stream_modes(request)
     svc = services(request)
+    flt = await read_filter(request, thread_id)
     sub = await svc.broker.subscribe(thread_channel(thread_id), last_event_id=request.headers.get("last-event-id"))
     try:
-        await threads.get(svc, thread_id)
+        await threads.get(svc, thread_id, flt)
     except BaseException:
         await sub.aclose()
         raise

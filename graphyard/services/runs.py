@@ -95,9 +95,17 @@ def _stream_modes(value: Any) -> list[str]:
 
 
 def build_kwargs(
-    payload: Json, assistant: Assistant, *, run_id: str, thread_id: str, temporary: bool, user_id: str = ""
+    payload: Json,
+    assistant: Assistant,
+    *,
+    run_id: str,
+    thread_id: str,
+    temporary: bool,
+    user_id: str = "",
+    auth_user: Json | None = None,
 ) -> Json:
-    """The run's stored kwargs: what the worker needs to execute it, in the reference's shape."""
+    """The run's stored kwargs: what the worker needs to execute it, in the reference's shape.
+    `auth_user` (identity, is_authenticated, display_name, permissions) is the caller under custom auth."""
     config = copy.deepcopy(payload.get("config") or {})
     context = payload.get("context") or None
     config["configurable"] = _strip(config.get("configurable"), RESERVED_CONFIGURABLE)
@@ -119,6 +127,15 @@ def build_kwargs(
             "langgraph_auth_user_id": user_id,
         }
     )
+    if auth_user is not None:
+        configurable.update(
+            {
+                "langgraph_auth_user": auth_user,
+                "langgraph_auth_user_id": auth_user["identity"],
+                "langgraph_auth_permissions": list(auth_user.get("permissions") or []),
+                "user_id": auth_user["identity"],
+            }
+        )
     run_config["configurable"] = configurable
     run_config["metadata"] = _strip(config.get("metadata"), RESERVED_METADATA)
     durability = payload.get("durability")
@@ -142,7 +159,7 @@ def build_kwargs(
     }
 
 
-async def _resolve_assistant(svc: Services, assistant_id: str) -> Assistant:
+async def _resolve_assistant(svc: Services, assistant_id: str, auth: Json | None = None) -> Assistant:
     try:
         uuid.UUID(assistant_id)
     except ValueError:
@@ -150,7 +167,7 @@ async def _resolve_assistant(svc: Services, assistant_id: str) -> Assistant:
             raise Unprocessable(
                 f"Assistant '{assistant_id}' is neither a UUID nor a graph. Expected one of: {svc.graphs.graph_ids()}"
             ) from None
-    assistant = await assistants.resolve(svc, assistant_id)
+    assistant = await assistants.resolve(svc, assistant_id, auth)
     if assistant is None:
         raise ThreadOrAssistantNotFound()
     return assistant
@@ -163,16 +180,20 @@ async def create(
     thread_id: str | None,
     run_id: str | None = None,
     user_id: str = "",
+    auth: Json | None = None,
+    assistant_auth: Json | None = None,
+    auth_user: Json | None = None,
 ) -> Run:
     """Create a run in one transaction that holds the thread: create or find the thread, apply the
-    multitask strategy to its in-flight runs, insert the pending run. Then wake the workers."""
+    multitask strategy to its in-flight runs, insert the pending run. Then wake the workers.
+    `auth` hides existing threads it does not match (as missing), `assistant_auth` likewise assistants."""
     if payload.get("webhook"):
         validate_webhook(payload["webhook"], svc.settings.webhooks)
     for key in ("feedback_keys", "langsmith_tracer"):
         # These need LangSmith; refusing them beats accepting and silently ignoring them.
         if payload.get(key):
             raise Unprocessable(f"'{key}' needs LangSmith, which graphyard does not integrate with; remove it")
-    assistant = await _resolve_assistant(svc, str(payload["assistant_id"]))
+    assistant = await _resolve_assistant(svc, str(payload["assistant_id"]), assistant_auth)
     stateless = thread_id is None
     command = payload.get("command") or None
     if stateless and command and command.get("resume") is not None:
@@ -180,7 +201,15 @@ async def create(
     run_id = run_id or uuid7()
     thread_id = thread_id or uuid7()
     temporary = stateless and payload.get("on_completion", "delete") != "keep"
-    kwargs = build_kwargs(payload, assistant, run_id=run_id, thread_id=thread_id, temporary=temporary, user_id=user_id)
+    kwargs = build_kwargs(
+        payload,
+        assistant,
+        run_id=run_id,
+        thread_id=thread_id,
+        temporary=temporary,
+        user_id=user_id,
+        auth_user=auth_user,
+    )
     strategy = MultitaskStrategy(payload.get("multitask_strategy") or "enqueue")
     if_not_exists = IfNotExists(payload.get("if_not_exists") or "reject")
     after = float(payload.get("after_seconds") or 0)
@@ -197,6 +226,9 @@ async def create(
     action = CancelAction.INTERRUPT
     async with svc.storage.transaction() as tx:
         thread = await tx.get_thread(thread_id)
+        if thread is not None and auth is not None and not stateless:
+            if await tx.get_thread(thread_id, auth) is None:
+                raise ThreadOrAssistantNotFound()
         if thread is None:
             if not stateless and if_not_exists is IfNotExists.REJECT:
                 raise ThreadOrAssistantNotFound()
@@ -322,24 +354,35 @@ async def result(svc: Services, run_id: str, sub: Subscription | None = None) ->
             sub = None
 
 
-async def get(svc: Services, thread_id: str, run_id: str) -> Run:
+async def get(svc: Services, thread_id: str, run_id: str, auth: Json | None = None) -> Run:
+    """The run on that thread; with `auth`, a thread the filter hides has no runs to find."""
     async with svc.storage.read() as db:
+        if auth is not None and await db.get_thread(thread_id, auth) is None:
+            raise RunNotFound()
         run = await db.get_run(run_id, thread_id)
     if run is None:
         raise RunNotFound()
     return run
 
 
-async def list_runs(svc: Services, thread_id: str, *, status: str | None, limit: int, offset: int) -> list[Run]:
+async def list_runs(
+    svc: Services,
+    thread_id: str,
+    *,
+    status: str | None,
+    limit: int,
+    offset: int,
+    auth: Json | None = None,
+) -> list[Run]:
     async with svc.storage.read() as db:
-        if await db.get_thread(thread_id) is None:
+        if await db.get_thread(thread_id, auth) is None:
             raise ThreadNotFound(f"Thread with ID {thread_id} not found")
         return await db.list_runs(thread_id, status=status, limit=limit, offset=offset)
 
 
-async def join(svc: Services, thread_id: str, run_id: str) -> Any:
+async def join(svc: Services, thread_id: str, run_id: str, auth: Json | None = None) -> Any:
     """The run's final output once it is terminal: values, `__interrupt__`, or `__error__`."""
-    await get(svc, thread_id, run_id)
+    await get(svc, thread_id, run_id, auth)
     found, output = await result(svc, run_id)
     if not found:
         raise RunNotFound()
@@ -358,12 +401,21 @@ async def cancel(
     status: str | None,
     action: CancelAction,
     wait: bool,
+    auth: Json | None = None,
 ) -> None:
-    """Cancel pending runs at once and signal running ones; with wait, return once they have stopped."""
+    """Cancel pending runs at once and signal running ones; with wait, return once they have stopped.
+    `auth` limits it to runs on threads the filter matches."""
     async with svc.storage.transaction() as tx:
         targets = await tx.cancellable_runs(thread_id=thread_id, run_ids=run_ids, status=status)
+        if auth is not None:
+            visible: dict[str, bool] = {}
+            for run in targets:
+                if run.thread_id not in visible:
+                    visible[run.thread_id] = await tx.get_thread(run.thread_id, auth) is not None
+            targets = [run for run in targets if visible[run.thread_id]]
         if not targets:
-            if run_ids and thread_id is not None:
+            hidden = auth is not None and thread_id is not None and await tx.get_thread(thread_id, auth) is None
+            if run_ids and thread_id is not None and not hidden:
                 for run_id in run_ids:
                     if await tx.get_run(run_id, thread_id) is not None:
                         raise NothingToCancel(
@@ -405,9 +457,9 @@ async def _settle_idle_thread(tx: Session, thread_id: str, stamp: str) -> None:
         await tx.set_thread_status(thread_id, status, stamp)
 
 
-async def delete(svc: Services, thread_id: str, run_id: str) -> None:
+async def delete(svc: Services, thread_id: str, run_id: str, auth: Json | None = None) -> None:
     """Delete a run; an in-flight run is rolled back first, so its thread is never left busy."""
-    run = await get(svc, thread_id, run_id)
+    run = await get(svc, thread_id, run_id, auth)
     if run.is_inflight:
         await cancel(svc, thread_id=thread_id, run_ids=[run_id], status=None, action=CancelAction.ROLLBACK, wait=True)
     async with svc.storage.transaction() as tx:

@@ -127,10 +127,20 @@ async def count(
         return await db.count_threads(metadata=metadata, values=values, status=status, auth=auth)
 
 
-async def copy(svc: Services, thread_id: str, auth: Json | None = None) -> Thread:
-    """A new thread with the source's metadata and its latest checkpoint (with pending writes)."""
+async def copy(
+    svc: Services,
+    thread_id: str,
+    auth: Json | None = None,
+    *,
+    new_thread_id: str | None = None,
+    metadata: Json | None = None,
+) -> Thread:
+    """A new thread with the source's metadata (`metadata` merged over it) and its latest checkpoint
+    (with pending writes)."""
     source = await get(svc, thread_id, auth)
-    target = new_thread(str(uuid.uuid4()), dict(source.metadata), values=source.values)
+    target = new_thread(
+        new_thread_id or str(uuid.uuid4()), {**source.metadata, **(metadata or {})}, values=source.values
+    )
     saver = svc.storage.checkpointer
     latest = await saver.aget_tuple(st.thread_config(thread_id))
     async with svc.storage.transaction() as tx:
