@@ -22,6 +22,7 @@ from starlette.requests import Request
 from graphyard.config import ConfigError, ProjectConfig
 from graphyard.errors import Forbidden
 from graphyard.graphs import import_file
+from graphyard.logs import get_logger
 from graphyard.records import Json
 
 __all__ = ["AuthFailed", "AuthUser", "ProjectAuth", "load_auth"]
@@ -32,6 +33,15 @@ AUTHENTICATE_PARAMS = frozenset(
 )
 # A filter nests $or/$and at most this deep, as the reference allows.
 MAX_FILTER_DEPTH = 2
+# Every action of every resource, for the startup warning about actions no handler guards.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "assistants": ("create", "read", "update", "delete", "search"),
+    "threads": ("create", "read", "update", "delete", "search", "create_run"),
+    "crons": ("create", "read", "update", "delete", "search"),
+    "store": ("put", "get", "search", "delete", "list_namespaces"),
+}
+
+log = get_logger("graphyard.auth")
 
 AuthFailed = auth_exceptions.HTTPException
 """Raised by user handlers to answer with a status, detail and headers of their choosing."""
@@ -171,6 +181,15 @@ class ProjectAuth:
         self._is_async = inspect.iscoroutinefunction(handler)
         self._dispatch: dict[tuple[str, str], Callable[..., Any] | None] = {}
 
+    def unguarded(self) -> list[str]:
+        """resource.action pairs left open although some handler guards another action of the resource."""
+        open_actions: list[str] = []
+        for resource, actions in ACTIONS.items():
+            missing = [a for a in actions if self.handler_for(resource, a) is None]
+            if missing and len(missing) < len(actions):
+                open_actions.extend(f"{resource}.{a}" for a in missing)
+        return open_actions
+
     # --- authentication -----------------------------------------------------------------------
 
     async def authenticate(self, request: Request) -> AuthUser:
@@ -308,6 +327,10 @@ def load_auth(project: ProjectConfig) -> ProjectAuth | None:
     if not isinstance(obj, Auth):
         raise ConfigError(f"{where} ({ref}): {type(obj).__name__} is not a langgraph_sdk.Auth object")
     try:
-        return ProjectAuth(obj, f"{where} ({ref})")
+        loaded = ProjectAuth(obj, f"{where} ({ref})")
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    unguarded = loaded.unguarded()
+    if unguarded:
+        log.warning("auth: these actions have no handler and are allowed for any authenticated user", actions=unguarded)
+    return loaded
