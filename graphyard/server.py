@@ -29,9 +29,6 @@ from graphyard.storage import open_storage
 
 log = get_logger("graphyard.server")
 
-# How long a stopping server lets running runs finish before requeueing them.
-DRAIN_SECONDS = 10.0
-
 
 @contextlib.asynccontextmanager
 async def running_services(
@@ -57,11 +54,11 @@ async def running_services(
             worker_task.add_done_callback(_die_loudly)
         yield svc
     finally:
-        log.info("stopping: draining running runs", deadline_seconds=DRAIN_SECONDS)
+        log.info("stopping: draining running runs", deadline_seconds=settings.drain_seconds)
         stop.set()
         if worker is not None and worker_task is not None:
             await asyncio.gather(worker_task, return_exceptions=True)
-            await worker.drain(DRAIN_SECONDS)
+            await worker.drain(settings.drain_seconds)
         await broker.close()
         await storage.close()
 

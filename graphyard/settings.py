@@ -36,6 +36,7 @@ class Settings:
     run_timeout_seconds: float = 86400.0
     max_attempts: int = 3
     lease_seconds: float = 30.0
+    drain_seconds: float = 10.0
     stream_ttl_seconds: float = 120.0
     max_body_bytes: int = 300 * 1024 * 1024
     run_graphs: bool = True
@@ -53,6 +54,7 @@ class Settings:
         values: dict[str, object] = {
             "n_jobs_per_worker": _int_env("N_JOBS_PER_WORKER", 10),
             "lease_seconds": _float_env("GRAPHYARD_LEASE_SECONDS", 30.0),
+            "drain_seconds": _float_env("GRAPHYARD_DRAIN_SECONDS", 10.0),
             "run_timeout_seconds": _float_env("BG_JOB_TIMEOUT_SECS", 86400.0),
             "max_attempts": _int_env("BG_JOB_MAX_RETRIES", 3),
             "stream_ttl_seconds": _float_env("RESUMABLE_STREAM_TTL_SECONDS", 120.0),

@@ -93,9 +93,9 @@ class Cluster:
         await wait_ready(server)
         return server
 
-    def worker(self) -> Server:
+    def worker(self, *, drain_seconds: str = "10") -> Server:
         """A `graphyard worker` process (no HTTP)."""
-        return self._spawn(["worker"], self.env(N_JOBS_PER_WORKER="4"))
+        return self._spawn(["worker"], self.env(N_JOBS_PER_WORKER="4", GRAPHYARD_DRAIN_SECONDS=drain_seconds))
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.log_path.name}\n{p.log()}" for p in self.processes)
@@ -261,3 +261,24 @@ async def test_api_only_process_runs_no_graphs(cluster: Cluster, clients: list[L
     cluster.worker()
     result = await client.runs.join(thread["thread_id"], run["run_id"])
     assert result["echoed"] == 1
+
+
+async def test_sigterm_drains_and_hands_unfinished_runs_back(
+    cluster: Cluster, clients: list[LangGraphClient], tmp_path: Path
+) -> None:
+    """SIGTERM stops a worker cleanly: a run still going at the drain deadline goes back to the queue
+    at once (no lease expiry needed) and another worker finishes it from its last checkpoint."""
+    api = await cluster.api()
+    draining = cluster.worker(drain_seconds="0.5")
+    client = sdk(api, clients)
+    gate = str(tmp_path / "gate")
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], "gate", input={"gate": gate})
+    await wait_for_file(Path(f"{gate}.entered"))
+    assert draining.stop() == 0, draining.log()
+    requeued = await client.runs.get(thread["thread_id"], run["run_id"])
+    assert requeued["status"] == "pending", cluster.logs()
+    _open_gate(gate)
+    cluster.worker()
+    result = await client.runs.join(thread["thread_id"], run["run_id"])
+    assert obj(result)["steps"] == ["before", "hold", "after"], cluster.logs()
