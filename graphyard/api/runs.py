@@ -271,7 +271,14 @@ async def join(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
     flt = await _read_filter(request, thread_id, run_id)
-    run = await runs.get(svc, thread_id, run_id, flt)
+    try:
+        run = await runs.get(svc, thread_id, run_id, flt)
+    except NotFound:
+        # Without auth, a temporary run that finished and deleted itself still answers its join.
+        found, output = await runs.ended_output(svc, thread_id, run_id) if flt is None else (False, None)
+        if not found:
+            raise
+        return s.json_response(output, headers={"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
     body = _final_json(svc, run)
     if s.query_bool(request, "cancel_on_disconnect"):
         body = _cancel_when_abandoned(svc, run, body)

@@ -15,7 +15,7 @@ from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, isoformat, now
 from graphyard.serde import dumps, to_jsonable
 from graphyard.services import state as st
-from graphyard.services.channels import END_EVENT, run_channel, thread_channel
+from graphyard.services.channels import END_EVENT, end_payload, run_channel, thread_channel
 from graphyard.services.context import Services
 
 log = get_logger("graphyard.engine")
@@ -346,7 +346,7 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     except BaseException:
         await svc.broker.close_channel(execution.channel)
         raise
-    await svc.broker.publish(execution.channel, END_EVENT, dumps(final), keep=False)
+    await svc.broker.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
     await svc.broker.close_channel(execution.channel)
     await svc.broker.publish(
         execution.thread_channel, "metadata", dumps({"status": "run_done", "run_id": run.run_id}), keep=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import uuid
 
@@ -44,20 +45,21 @@ async def ensure_system_assistants(svc: Services) -> None:
             assistant_id = system_assistant_id(graph_id)
             existing = await tx.get_assistant(assistant_id)
             if existing is None:
-                await tx.insert_assistant(
-                    Assistant(
-                        assistant_id=assistant_id,
-                        graph_id=graph_id,
-                        config={},
-                        context={},
-                        metadata={"created_by": "system"},
-                        name=graph_id,
-                        description=svc.graphs.description(graph_id),
-                        version=1,
-                        created_at=stamp,
-                        updated_at=stamp,
+                with contextlib.suppress(UniqueViolation):  # another process starting now made it first
+                    await tx.insert_assistant(
+                        Assistant(
+                            assistant_id=assistant_id,
+                            graph_id=graph_id,
+                            config={},
+                            context={},
+                            metadata={"created_by": "system"},
+                            name=graph_id,
+                            description=svc.graphs.description(graph_id),
+                            version=1,
+                            created_at=stamp,
+                            updated_at=stamp,
+                        )
                     )
-                )
 
 
 async def create(

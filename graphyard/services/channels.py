@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-# Published last on a run's channel with the join output, so waiters need not read a deleted row.
+from typing import Any
+
+# Published last on a run's channel with the join output, so waiters need not read a deleted row,
+# and kept (for the stream TTL) so a join that arrives after a temporary run deleted itself still
+# gets its output. Its data is `end_payload(...)`.
 END_EVENT = "__end__"
+
+
+def end_payload(thread_id: str, output: Any) -> dict[str, Any]:
+    """`output` is None for a run that was rolled back (deleted)."""
+    return {"thread_id": thread_id, "output": output}
 
 
 def run_channel(run_id: str) -> str:

@@ -36,7 +36,7 @@ from graphyard.records import (
 )
 from graphyard.serde import dumps, loads
 from graphyard.services import assistants
-from graphyard.services.channels import END_EVENT, run_channel
+from graphyard.services.channels import END_EVENT, end_payload, run_channel
 from graphyard.services.context import Services
 from graphyard.services.threads import new_thread
 from graphyard.services.webhooks import validate_webhook
@@ -343,7 +343,7 @@ async def result(svc: Services, run_id: str, sub: Subscription | None = None) ->
                 async with asyncio.timeout(5.0):
                     async for event in sub:
                         if event.event == END_EVENT:
-                            output = loads(event.data)
+                            output = loads(event.data)["output"]
                             return (output is not None), output
             except TimeoutError:
                 pass
@@ -352,6 +352,25 @@ async def result(svc: Services, run_id: str, sub: Subscription | None = None) ->
         finally:
             await sub.aclose()
             sub = None
+
+
+async def ended_output(svc: Services, thread_id: str, run_id: str) -> tuple[bool, Any]:
+    """The output a finished run left on its stream: how a join that comes after a temporary run
+    deleted itself (with its thread) still gets the result, for as long as streams are kept."""
+    sub = await svc.broker.subscribe(run_channel(run_id), last_event_id="-")
+    try:
+        async with asyncio.timeout(1.0):
+            async for event in sub:
+                if event.event == END_EVENT:
+                    ended = loads(event.data)
+                    if ended.get("thread_id") == thread_id and ended.get("output") is not None:
+                        return True, ended["output"]
+                    return False, None
+    except TimeoutError:
+        pass
+    finally:
+        await sub.aclose()
+    return False, None
 
 
 async def get(svc: Services, thread_id: str, run_id: str, auth: Json | None = None) -> Run:
@@ -372,17 +391,25 @@ async def list_runs(
     status: str | None,
     limit: int,
     offset: int,
+    metadata: Json | None = None,
     auth: Json | None = None,
 ) -> list[Run]:
     async with svc.storage.read() as db:
         if await db.get_thread(thread_id, auth) is None:
             raise ThreadNotFound(f"Thread with ID {thread_id} not found")
-        return await db.list_runs(thread_id, status=status, limit=limit, offset=offset)
+        return await db.list_runs(thread_id, status=status, limit=limit, offset=offset, metadata=metadata)
 
 
 async def join(svc: Services, thread_id: str, run_id: str, auth: Json | None = None) -> Any:
     """The run's final output once it is terminal: values, `__interrupt__`, or `__error__`."""
-    await get(svc, thread_id, run_id, auth)
+    try:
+        await get(svc, thread_id, run_id, auth)
+    except RunNotFound:
+        # Without auth, a temporary run that finished and deleted itself still answers its join.
+        found, output = await ended_output(svc, thread_id, run_id) if auth is None else (False, None)
+        if found:
+            return output
+        raise
     found, output = await result(svc, run_id)
     if not found:
         raise RunNotFound()
@@ -443,7 +470,8 @@ async def _end_streams(svc: Services, runs: Sequence[Run], action: CancelAction)
     """Pending runs stopped before they started: end their streams as a worker would have."""
     for run in runs:
         output = None if action is CancelAction.ROLLBACK else output_of(run)
-        await svc.broker.publish(run_channel(run.run_id), END_EVENT, dumps(output), keep=False)
+        payload = dumps(end_payload(run.thread_id, output))
+        await svc.broker.publish(run_channel(run.run_id), END_EVENT, payload, keep=True)
         await svc.broker.close_channel(run_channel(run.run_id))
 
 
