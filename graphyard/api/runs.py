@@ -376,6 +376,20 @@ async def get(request: Request) -> Response:
     return s.json_response(s.run_json(run))
 
 
+def _metadata_filter(request: Request) -> Json | None:
+    """`?metadata={"k": "v"}` (JSON): only runs whose metadata contains it; the SDK sends it with `params=`."""
+    raw = request.query_params.get("metadata")
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Unprocessable("metadata must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise Unprocessable("metadata must be a JSON object")
+    return value
+
+
 async def list_runs(request: Request) -> Response:
     thread_id = _thread_id(request)
     status = request.query_params.get("status") or None
@@ -384,7 +398,15 @@ async def list_runs(request: Request) -> Response:
     limit = s.query_int(request, "limit", 10, minimum=1, maximum=1000)
     offset = s.query_int(request, "offset", 0, minimum=0)
     flt = await authorize(request, "threads", "search", {"thread_id": uuid.UUID(thread_id), "metadata": {}})
-    found = await runs.list_runs(services(request), thread_id, status=status, limit=limit, offset=offset, auth=flt)
+    found = await runs.list_runs(
+        services(request),
+        thread_id,
+        status=status,
+        limit=limit,
+        offset=offset,
+        metadata=_metadata_filter(request),
+        auth=flt,
+    )
     fields = request.query_params.getlist("select") or None
     return s.json_response([s.select(s.run_json(r), fields) for r in found])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -274,6 +275,23 @@ async def test_metadata_is_stored_merged_with_thread_metadata_and_returned(clien
         assert metadata["team"] == "blue"
         assert metadata["graph_id"] == "echo"
         assert metadata["assistant_id"] == system_assistant_id("echo")
+
+
+async def test_runs_list_filters_by_metadata(client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    """runs.list with a JSON `metadata` query parameter returns only runs whose metadata contains it."""
+    tid = await new_thread(client)
+    tagged = await client.runs.create(tid, "echo", input={}, metadata={"batch": "a", "tags": ["x", "y"]})
+    await client.runs.join(tid, tagged["run_id"])
+    other = await client.runs.create(tid, "echo", input={}, metadata={"batch": "b"})
+    await client.runs.join(tid, other["run_id"])
+    found = await client.runs.list(tid, params={"metadata": json.dumps({"batch": "a"})})
+    assert [r["run_id"] for r in found] == [tagged["run_id"]]
+    by_tag = await client.runs.list(tid, params={"metadata": json.dumps({"tags": ["y"]})})
+    assert [r["run_id"] for r in by_tag] == [tagged["run_id"]]
+    assert await client.runs.list(tid, params={"metadata": json.dumps({"batch": "c"})}) == []
+    for bad in ("{not json", "[1]"):
+        response = await http.get(f"/threads/{tid}/runs", params={"metadata": bad})
+        assert response.status_code == 422
 
 
 async def test_runs_list_filters_by_status(client: LangGraphClient) -> None:
