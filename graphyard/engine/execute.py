@@ -12,7 +12,7 @@ from langgraph.types import Command, Send
 
 from graphyard.engine import webhooks
 from graphyard.logs import get_logger
-from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, isoformat, now
+from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
 from graphyard.serde import dumps, to_jsonable
 from graphyard.services import state as st
 from graphyard.services.channels import END_EVENT, end_payload, run_channel, thread_channel
@@ -212,9 +212,9 @@ class Execution:
 
 async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:
     """The thread's state from its latest checkpoint (None for runs without a checkpointer)."""
-    if run.temporary:
-        return None
     graph_id = run.kwargs["config"]["configurable"]["graph_id"]
+    if run.temporary or graph_id not in svc.graphs:
+        return None  # no checkpointer, or langgraph.json no longer has the graph
     async with svc.graphs.graph(
         graph_id,
         cast(RunnableConfig, run.kwargs["config"]),
@@ -252,6 +252,20 @@ async def finish(svc: Services, run: Run, outcome: Outcome) -> None:
         )
     if others:
         # The next run on this thread is runnable now (other processes hear the storage's own wake-up).
+        svc.storage.notify_work()
+
+
+async def mark_failed(svc: Services, run: Run, body: Json) -> None:
+    """Record a run as failed without touching its graph: the last resort when finishing it failed,
+    so that no run is left `running` and no thread `busy`."""
+    stamp = isoformat(now())
+    async with svc.storage.transaction() as tx:
+        if await tx.get_run(run.run_id) is None:
+            return
+        await tx.finish_run(run.run_id, RunStatus.ERROR, {"__error__": body}, stamp)
+        others = [r for r in await tx.inflight_runs(run.thread_id) if r.run_id != run.run_id]
+        await tx.set_thread_status(run.thread_id, ThreadStatus.BUSY if others else ThreadStatus.ERROR, stamp)
+    if others:
         svc.storage.notify_work()
 
 

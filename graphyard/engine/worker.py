@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 
-from graphyard.engine.execute import Outcome, execute, finish
+from graphyard.engine.execute import Outcome, execute, finish, mark_failed
 from graphyard.engine.leases import heartbeat, sweeper
 from graphyard.engine.webhooks import deliver
 from graphyard.logs import get_logger
@@ -110,10 +110,13 @@ class Worker:
             raise
         except Exception:
             self.log.exception("run crashed the executor", run_id=run_id)
-            with contextlib.suppress(Exception):
-                body = {"error": "InternalError", "message": "An internal error occurred"}
+            body = {"error": "InternalError", "message": "An internal error occurred"}
+            try:
                 await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
-                await self.svc.broker.close_channel(run_channel(run_id))
+            except Exception:
+                self.log.exception("finishing the run failed; marking it failed", run_id=run_id)
+                await mark_failed(self.svc, run, body)
+            await self.svc.broker.close_channel(run_channel(run_id))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
