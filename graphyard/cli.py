@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     _common(dev, port=2024, host="127.0.0.1")
     dev.add_argument("--no-browser", action="store_true", help="accepted for langgraph dev compatibility")
     dev.add_argument("--no-reload", action="store_true", help="accepted for langgraph dev compatibility")
+    # The rest of `langgraph dev`'s flags, so its command lines run unchanged; none changes anything here.
+    dev.add_argument("--debug-port", type=int, default=None, help=argparse.SUPPRESS)
+    dev.add_argument("--wait-for-client", action="store_true", help=argparse.SUPPRESS)
+    dev.add_argument("--studio-url", default=None, help=argparse.SUPPRESS)
+    dev.add_argument("--allow-blocking", action="store_true", help=argparse.SUPPRESS)
+    dev.add_argument("--tunnel", action="store_true", help=argparse.SUPPRESS)
+    dev.add_argument("--server-log-level", dest="log_level", default=None, help="same as --log-level")
     dev.add_argument(
         "--database", default=None, help="SQLite file (default .graphyard/graphyard.sqlite beside the config)"
     )
