@@ -21,10 +21,11 @@ def _id_key(event_id: str) -> tuple[int, int]:
 
 
 class _Channel:
-    __slots__ = ("closed", "history", "last_ms", "seq", "subscribers", "touched")
+    __slots__ = ("closed", "history", "history_bytes", "last_ms", "seq", "subscribers", "touched")
 
     def __init__(self, history_size: int) -> None:
         self.history: deque[StreamEvent] = deque(maxlen=history_size)
+        self.history_bytes = 0
         self.subscribers: set[asyncio.Queue[StreamEvent]] = set()
         self.closed = False
         self.last_ms = 0
@@ -72,7 +73,17 @@ class MemorySubscription:
 class MemoryBroker:
     """The embedded broker. Overflow policy: a subscriber whose queue fills up is ended, not blocked on."""
 
-    def __init__(self, *, history_size: int = 10_000, queue_size: int = 10_000, grace_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        *,
+        history_size: int = 10_000,
+        history_bytes: int = 4 * 1024 * 1024,
+        queue_size: int = 10_000,
+        grace_seconds: float = 120.0,
+    ) -> None:
+        # History is bounded by count and by bytes: a thread whose state is large must not make one
+        # channel hold thousands of full-state `values` events.
+        self._history_bytes = history_bytes
         self._channels: dict[str, _Channel] = {}
         self._history_size = history_size
         self._queue_size = queue_size
@@ -111,7 +122,12 @@ class MemoryBroker:
         item = StreamEvent(ch.next_id(), event, data)
         ch.touched = time.monotonic()
         if keep:
+            if len(ch.history) == ch.history.maxlen:
+                ch.history_bytes -= len(ch.history[0].data)
             ch.history.append(item)
+            ch.history_bytes += len(data)
+            while ch.history_bytes > self._history_bytes and len(ch.history) > 1:
+                ch.history_bytes -= len(ch.history.popleft().data)
         for queue in list(ch.subscribers):
             try:
                 queue.put_nowait(item)

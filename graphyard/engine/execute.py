@@ -96,8 +96,9 @@ class Execution:
         """Encode once; the bytes go to the run's stream and to its thread's stream."""
         encoded = dumps(data)
         await self.svc.broker.publish(self.channel, event, encoded, keep=self.keep)
-        # Thread streams always carry ids, so they always keep events for Last-Event-ID.
-        await self.svc.broker.publish(self.thread_channel, event, encoded, keep=True)
+        # Thread streams always carry ids, so they keep events for Last-Event-ID; a temporary
+        # thread is deleted with its run, so nothing could resume its stream later.
+        await self.svc.broker.publish(self.thread_channel, event, encoded, keep=not self.run.temporary)
 
     async def stream(self) -> Outcome:
         """Execute the graph, publishing the requested modes; returns how it ended (never raises for graph errors)."""
@@ -363,7 +364,10 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     await svc.broker.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
     await svc.broker.close_channel(execution.channel)
     await svc.broker.publish(
-        execution.thread_channel, "metadata", dumps({"status": "run_done", "run_id": run.run_id}), keep=True
+        execution.thread_channel,
+        "metadata",
+        dumps({"status": "run_done", "run_id": run.run_id}),
+        keep=not run.temporary,
     )
     url = run.kwargs.get("webhook")
     if not url or final is None:
