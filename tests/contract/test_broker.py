@@ -376,3 +376,16 @@ async def test_redis_stream_bounded_by_maxlen(redis_env: RedisEnv) -> None:
         assert 100 <= length < 1000
     finally:
         await broker.close()
+
+
+async def test_memory_history_is_bounded_by_bytes() -> None:
+    """The in-process broker keeps at most its byte budget of a channel's history, dropping the oldest."""
+
+    small = MemoryBroker(history_bytes=1000)
+    name = channel()
+    ids = [await small.publish(name, "values", bytes([i]) * 300, keep=True) for i in range(10)]
+    await small.close_channel(name)
+    kept = await collect(await small.subscribe(name, last_event_id="-"))
+    assert [e.id for e in kept] == ids[-3:]
+    assert [e.data for e in kept] == [bytes([i]) * 300 for i in (7, 8, 9)]
+    await small.close()
