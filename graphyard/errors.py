@@ -63,6 +63,10 @@ class Unprocessable(GraphyardError):
     """The request body does not match the schema."""
 
 
+class InvalidNamespace(Unprocessable):
+    """Namespace labels must be non-empty strings without periods."""
+
+
 class Forbidden(GraphyardError):
     """Forbidden"""
 

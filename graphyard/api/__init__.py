@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from graphyard.api import assistants, meta, runs, threads
+from graphyard.api import assistants, meta, runs, store, threads
 
 
 def routes() -> list[Route]:
@@ -59,4 +59,10 @@ def routes() -> list[Route]:
         Route("/runs/wait", runs.wait_stateless, methods=["POST"]),
         Route("/runs/batch", runs.batch, methods=["POST"]),
         Route("/runs/cancel", runs.cancel_many, methods=["POST"]),
+        # long-term store
+        Route("/store/items", store.put_item, methods=["PUT"]),
+        Route("/store/items", store.get_item, methods=["GET"]),
+        Route("/store/items", store.delete_item, methods=["DELETE"]),
+        Route("/store/items/search", store.search_items, methods=["POST"]),
+        Route("/store/namespaces", store.list_namespaces, methods=["POST"]),
     ]

@@ -265,3 +265,28 @@ def make_configured(config: RunnableConfig) -> CompiledStateGraph[Any, Any, Any,
         return {"greeting": greeting, "steps": ["greet"]}
 
     return StateGraph(ConfiguredState).add_node("greet", greet).add_edge(START, "greet").compile()
+
+
+# --- remember: long-term memory through runtime.store ------------------------------------------
+
+
+class RememberState(TypedDict, total=False):
+    namespace: list[str]
+    key: str
+    value: dict[str, Any]
+    found: Any
+
+
+async def _remember(state: RememberState, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Put `value` (when given) at namespace/key in the runtime store, then read that item back."""
+    store = runtime.store
+    assert store is not None, "graphyard binds a store to every graph"
+    namespace = tuple(state.get("namespace") or ["remember"])
+    key = state.get("key", "default")
+    if state.get("value") is not None:
+        await store.aput(namespace, key, state["value"])
+    item = await store.aget(namespace, key)
+    return {"found": item.value if item else None}
+
+
+remember = StateGraph(RememberState).add_node("remember", _remember).add_edge(START, "remember").compile()
