@@ -31,6 +31,10 @@ class RunNotFound(NotFound):
     """Run not found."""
 
 
+class CronNotFound(NotFound):
+    """Cron not found."""
+
+
 class ThreadOrAssistantNotFound(NotFound):
     """Thread or assistant not found."""
 
@@ -65,6 +69,10 @@ class Unprocessable(GraphyardError):
 
 class InvalidNamespace(Unprocessable):
     """Namespace labels must be non-empty strings without periods."""
+
+
+class InvalidCronSchedule(Unprocessable):
+    """Invalid cron schedule."""
 
 
 class Forbidden(GraphyardError):

@@ -146,6 +146,27 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class Cron:
+    """A schedule that creates runs from `payload`: on its thread, or stateless when thread_id is None.
+    Times are fixed-width ISO strings in UTC; `timezone` is the IANA zone the schedule is read in."""
+
+    cron_id: str
+    assistant_id: str
+    thread_id: str | None
+    user_id: str
+    schedule: str
+    timezone: str | None
+    end_time: str | None
+    payload: Json
+    metadata: Json
+    on_run_completed: str | None
+    enabled: bool
+    next_run_date: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class ThreadSnapshot:
     """What a finished run leaves on its thread: values, pending interrupts, error, next nodes."""
 

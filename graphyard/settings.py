@@ -43,6 +43,7 @@ class Settings:
     webhooks: dict[str, Any] | None = None
     redis_prefix: str = "graphyard:"
     serve_http: bool = True
+    cron_sleep_seconds: float = 5.0
 
     def without_workers(self) -> Settings:
         """The same settings for a process that serves HTTP but executes no runs."""
@@ -61,6 +62,7 @@ class Settings:
             "max_body_bytes": _int_env("HTTP_MAX_REQUEST_BODY_BYTES", 300 * 1024 * 1024),
             "broker_url": os.environ.get("REDIS_URI") or None,
             "redis_prefix": os.environ.get("GRAPHYARD_REDIS_PREFIX") or "graphyard:",
+            "cron_sleep_seconds": _float_env("CRON_SCHEDULER_SLEEP_TIME", 5.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(config_path=config_path, database_url=database_url, **values)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from graphyard.api import assistants, meta, runs, store, threads
+from graphyard.api import assistants, crons, meta, runs, store, threads
 
 
 def routes() -> list[Route]:
@@ -59,6 +59,14 @@ def routes() -> list[Route]:
         Route("/runs/wait", runs.wait_stateless, methods=["POST"]),
         Route("/runs/batch", runs.batch, methods=["POST"]),
         Route("/runs/cancel", runs.cancel_many, methods=["POST"]),
+        # crons
+        Route("/runs/crons", crons.create_stateless, methods=["POST"]),
+        Route(t + "/runs/crons", crons.create_for_thread, methods=["POST"]),
+        Route("/runs/crons/search", crons.search, methods=["POST"]),
+        Route("/runs/crons/count", crons.count, methods=["POST"]),
+        Route("/runs/crons/{cron_id}", crons.get, methods=["GET"]),
+        Route("/runs/crons/{cron_id}", crons.patch, methods=["PATCH"]),
+        Route("/runs/crons/{cron_id}", crons.delete, methods=["DELETE"]),
         # long-term store
         Route("/store/items", store.put_item, methods=["PUT"]),
         Route("/store/items", store.get_item, methods=["GET"]),

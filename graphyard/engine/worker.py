@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 
 from graphyard.engine.execute import Outcome, execute, finish, mark_failed
 from graphyard.engine.leases import heartbeat, sweeper
+from graphyard.engine.scheduler import scheduler
 from graphyard.engine.webhooks import deliver
 from graphyard.logs import get_logger
 from graphyard.records import Run, RunStatus, isoformat, now
@@ -53,11 +54,12 @@ class Worker:
                 await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and execute until stop is set. Side tasks (lease heartbeat, sweeper) are supervised:
+        """Claim and execute until stop is set. Side tasks (lease heartbeat, sweeper, cron scheduler) are supervised:
         if one dies, the loop stops and run() raises, so the process does not go on half-dead."""
         side = [
             asyncio.create_task(heartbeat(self.svc, self.worker_id, stop), name="graphyard-heartbeat"),
             asyncio.create_task(sweeper(self.svc, stop), name="graphyard-sweeper"),
+            asyncio.create_task(scheduler(self.svc, stop), name="graphyard-cron-scheduler"),
         ]
         failure: list[BaseException] = []
 

@@ -9,7 +9,17 @@ from typing import Any, Protocol
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
-from graphyard.records import Assistant, AssistantVersion, CancelAction, Json, Run, RunStatus, Thread, ThreadStatus
+from graphyard.records import (
+    Assistant,
+    AssistantVersion,
+    CancelAction,
+    Cron,
+    Json,
+    Run,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+)
 
 # Filters are plain JSON: `metadata` filters use containment (PostgreSQL `@>` semantics: a list
 # filter matches a list that holds all of its items); `auth` filters use the langgraph_sdk.Auth
@@ -161,6 +171,49 @@ class Session(Protocol):
         self, *, thread_id: str | None, run_ids: Sequence[str] | None, status: str | None
     ) -> list[Run]:
         """Pending/running runs selected by thread and ids, or by status (pending, running, all)."""
+
+    # --- crons --------------------------------------------------------------------------------
+    async def insert_cron(self, cron: Cron) -> None:
+        """Insert a cron; UniqueViolation if the id exists. Its thread and assistant must exist."""
+
+    async def get_cron(self, cron_id: str, auth: Json | None = None) -> Cron | None:
+        """The cron, or None when missing or hidden by the auth filter (matched on its metadata)."""
+
+    async def update_cron(self, cron: Cron) -> None:
+        """Overwrite a cron's schedule, timezone, end_time, payload, metadata, on_run_completed,
+        enabled, next_run_date and updated_at (its ids, user and created_at never change)."""
+
+    async def delete_cron(self, cron_id: str, auth: Json | None = None) -> bool:
+        """Delete a cron and its fires; False when it did not exist or the auth filter hides it.
+        Deleting its thread or its assistant deletes it too."""
+
+    async def search_crons(
+        self,
+        *,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json | None,
+        auth: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Cron]:
+        """A page of crons matching every given filter, in the given order (default created_at)."""
+
+    async def count_crons(
+        self, *, assistant_id: str | None, thread_id: str | None, metadata: Json | None, auth: Json | None
+    ) -> int:
+        """How many crons match."""
+
+    async def due_crons(self, now: str, limit: int) -> list[Cron]:
+        """Enabled crons with next_run_date <= now and no end_time or end_time >= now, earliest first."""
+
+    async def claim_cron_fire(self, cron_id: str, scheduled_at: str, next_run_date: str | None, fired_at: str) -> bool:
+        """Claim the occurrence of a cron due at scheduled_at and move its next_run_date on, atomically
+        with the caller's transaction. False when it is not this caller's to fire: another process
+        fired it (the unique (cron_id, scheduled_at) key), or the cron changed or vanished meanwhile."""
 
 
 class Storage(Protocol):

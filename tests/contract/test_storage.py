@@ -18,6 +18,7 @@ from langgraph.store.postgres.aio import AsyncPostgresStore
 from graphyard.records import (
     Assistant,
     CancelAction,
+    Cron,
     Json,
     MultitaskStrategy,
     Run,
@@ -724,6 +725,258 @@ async def test_concurrent_claims_take_one_run_per_thread(storage: Storage) -> No
         assert len(await db.running_runs()) == 4
 
 
+# --- crons --------------------------------------------------------------------------------------
+
+
+def make_cron(
+    assistant_id: str,
+    *,
+    thread_id: str | None = None,
+    next_run_date: str | None = "2025-01-01T00:05:00.000000+00:00",
+    metadata: Json | None = None,
+    enabled: bool = True,
+    end_time: str | None = None,
+) -> Cron:
+    """A new cron record on an assistant (and a thread, for a thread cron)."""
+    at = stamp()
+    return Cron(
+        cron_id=str(uuid.uuid4()),
+        assistant_id=assistant_id,
+        thread_id=thread_id,
+        user_id="ana",
+        schedule="*/5 * * * *",
+        timezone=None,
+        end_time=end_time,
+        payload={"input": {"value": 1}, "config": {"configurable": {"cron_id": "c"}}},
+        metadata=metadata or {},
+        on_run_completed=None if thread_id else "delete",
+        enabled=enabled,
+        next_run_date=next_run_date,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+async def add_crons(storage: Storage, *crons: Cron) -> None:
+    """Insert crons in one transaction."""
+    async with storage.transaction() as tx:
+        for cron in crons:
+            await tx.insert_cron(cron)
+
+
+async def new_assistant(storage: Storage) -> Assistant:
+    """Insert and return a new assistant."""
+    assistant = make_assistant()
+    async with storage.transaction() as tx:
+        await tx.insert_assistant(assistant)
+    return assistant
+
+
+async def search_crons(db: Session, **kwargs: Any) -> list[Cron]:
+    """search_crons with defaults for every filter not given."""
+    args: dict[str, Any] = {
+        "assistant_id": None,
+        "thread_id": None,
+        "enabled": None,
+        "metadata": None,
+        "auth": None,
+        "limit": 100,
+        "offset": 0,
+        "sort_by": "created_at",
+        "sort_order": "asc",
+    }
+    args.update(kwargs)
+    return await db.search_crons(**args)
+
+
+def cron_ids(crons: Sequence[Cron]) -> list[str]:
+    """The ids of crons, in order."""
+    return [c.cron_id for c in crons]
+
+
+async def test_insert_get_update_delete_cron(storage: Storage) -> None:
+    """A cron reads back field for field; update_cron overwrites its changeable fields; delete_cron removes it once."""
+    assistant = await new_assistant(storage)
+    thread = await new_thread(storage)
+    cron = make_cron(assistant.assistant_id, thread_id=thread.thread_id, metadata={"owner": "ana"})
+    stateless = make_cron(assistant.assistant_id)
+    await add_crons(storage, cron, stateless)
+    async with storage.read() as db:
+        assert await db.get_cron(cron.cron_id) == cron
+        assert await db.get_cron(stateless.cron_id) == stateless
+        assert await db.get_cron(str(uuid.uuid4())) is None
+    changed = Cron(
+        **{
+            **{f: getattr(cron, f) for f in Cron.__slots__},
+            "schedule": "0 3 * * *",
+            "timezone": "Europe/Paris",
+            "end_time": "2026-01-01T00:00:00.000000+00:00",
+            "payload": {"input": None},
+            "metadata": {"owner": "ana", "k": 2},
+            "enabled": False,
+            "next_run_date": None,
+            "updated_at": stamp(),
+        }
+    )
+    async with storage.transaction() as tx:
+        await tx.update_cron(changed)
+    async with storage.read() as db:
+        assert await db.get_cron(cron.cron_id) == changed
+    async with storage.transaction() as tx:
+        assert await tx.delete_cron(cron.cron_id) is True
+        assert await tx.delete_cron(cron.cron_id) is False
+    async with storage.read() as db:
+        assert await db.get_cron(cron.cron_id) is None
+        assert await db.get_cron(stateless.cron_id) == stateless
+
+
+async def test_insert_cron_twice_is_unique_violation(storage: Storage) -> None:
+    """Inserting an existing cron id raises UniqueViolation and leaves the transaction usable."""
+    assistant = await new_assistant(storage)
+    cron = make_cron(assistant.assistant_id)
+    await add_crons(storage, cron)
+    async with storage.transaction() as tx:
+        with pytest.raises(UniqueViolation):
+            await tx.insert_cron(cron)
+        other = make_cron(assistant.assistant_id)
+        await tx.insert_cron(other)
+    async with storage.read() as db:
+        assert await db.get_cron(other.cron_id) == other
+
+
+async def test_cron_auth_filter_hides_get_and_delete(storage: Storage) -> None:
+    """get_cron and delete_cron treat a cron the auth filter (on its metadata) hides as missing."""
+    assistant = await new_assistant(storage)
+    cron = make_cron(assistant.assistant_id, metadata={"owner": "ana"})
+    await add_crons(storage, cron)
+    async with storage.transaction() as tx:
+        assert await tx.get_cron(cron.cron_id, {"owner": "bob"}) is None
+        assert await tx.get_cron(cron.cron_id, {"owner": "ana"}) == cron
+        assert await tx.delete_cron(cron.cron_id, {"owner": "bob"}) is False
+    async with storage.transaction() as tx:
+        assert await tx.delete_cron(cron.cron_id, {"owner": {"$eq": "ana"}}) is True
+
+
+async def test_search_and_count_crons(storage: Storage) -> None:
+    """search_crons and count_crons filter by assistant, thread, enabled, metadata containment and auth;
+    search sorts and pages."""
+    a1, a2 = await new_assistant(storage), await new_assistant(storage)
+    t1, t2 = await new_thread(storage), await new_thread(storage)
+    crons = [
+        make_cron(a1.assistant_id, thread_id=t1.thread_id, metadata={"owner": "ana", "tags": ["x", "y"]}),
+        make_cron(a2.assistant_id, thread_id=t1.thread_id, metadata={"owner": "bob"}, enabled=False),
+        make_cron(a1.assistant_id, thread_id=t2.thread_id, metadata={"owner": "ana"}),
+        make_cron(a1.assistant_id, metadata={"owner": "bob", "tags": ["x"]}),
+    ]
+    await add_crons(storage, *crons)
+    ids = cron_ids(crons)
+    async with storage.read() as db:
+        assert cron_ids(await search_crons(db)) == ids
+        assert cron_ids(await search_crons(db, sort_order="desc")) == ids[::-1]
+        assert cron_ids(await search_crons(db, limit=2, offset=1)) == ids[1:3]
+        assert cron_ids(await search_crons(db, thread_id=t1.thread_id)) == ids[:2]
+        assert cron_ids(await search_crons(db, assistant_id=a1.assistant_id)) == [ids[0], ids[2], ids[3]]
+        assert cron_ids(await search_crons(db, enabled=False)) == [ids[1]]
+        assert cron_ids(await search_crons(db, enabled=True)) == [ids[0], ids[2], ids[3]]
+        assert cron_ids(await search_crons(db, metadata={"tags": ["x"]})) == [ids[0], ids[3]]
+        assert cron_ids(await search_crons(db, auth={"owner": "bob"})) == [ids[1], ids[3]]
+        assert cron_ids(await search_crons(db, sort_by="nonsense")) == ids
+        assert await db.count_crons(assistant_id=None, thread_id=None, metadata=None, auth=None) == 4
+        assert await db.count_crons(assistant_id=a1.assistant_id, thread_id=t1.thread_id, metadata=None, auth=None) == 1
+        assert await db.count_crons(assistant_id=None, thread_id=None, metadata={"tags": ["x"]}, auth=None) == 2
+        assert await db.count_crons(assistant_id=None, thread_id=None, metadata=None, auth={"owner": "ana"}) == 2
+
+
+async def test_deleting_thread_or_assistant_deletes_its_crons(storage: Storage) -> None:
+    """A thread cron goes with its thread, every cron with its assistant."""
+    a1, a2 = await new_assistant(storage), await new_assistant(storage)
+    thread = await new_thread(storage)
+    on_thread = make_cron(a1.assistant_id, thread_id=thread.thread_id)
+    stateless = make_cron(a1.assistant_id)
+    other = make_cron(a2.assistant_id)
+    await add_crons(storage, on_thread, stateless, other)
+    async with storage.transaction() as tx:
+        assert await tx.delete_thread(thread.thread_id)
+    async with storage.read() as db:
+        assert await db.get_cron(on_thread.cron_id) is None
+        assert await db.get_cron(stateless.cron_id) == stateless
+    async with storage.transaction() as tx:
+        assert await tx.delete_assistant(a1.assistant_id)
+    async with storage.read() as db:
+        assert cron_ids(await search_crons(db)) == [other.cron_id]
+
+
+async def test_due_crons(storage: Storage) -> None:
+    """due_crons: enabled, next_run_date at or before now, end_time absent or not passed; earliest first."""
+    assistant = await new_assistant(storage)
+    a = assistant.assistant_id
+    now = "2025-01-01T00:10:00.000000+00:00"
+    late = make_cron(a, next_run_date="2025-01-01T00:09:00.000000+00:00")
+    early = make_cron(a, next_run_date="2025-01-01T00:01:00.000000+00:00")
+    exactly = make_cron(a, next_run_date=now, end_time=now)
+    future = make_cron(a, next_run_date="2025-01-01T00:10:00.000001+00:00")
+    disabled = make_cron(a, next_run_date=early.next_run_date, enabled=False)
+    ended = make_cron(a, next_run_date=early.next_run_date, end_time="2025-01-01T00:09:59.999999+00:00")
+    never = make_cron(a, next_run_date=None)
+    await add_crons(storage, late, early, exactly, future, disabled, ended, never)
+    async with storage.read() as db:
+        assert cron_ids(await db.due_crons(now, 10)) == [early.cron_id, late.cron_id, exactly.cron_id]
+        assert cron_ids(await db.due_crons(now, 1)) == [early.cron_id]
+
+
+async def test_claim_cron_fire_once_per_occurrence(storage: Storage) -> None:
+    """claim_cron_fire advances next_run_date and succeeds once per (cron, scheduled time); a stale
+    claim, or one for a cron that vanished, fails without changing anything."""
+    assistant = await new_assistant(storage)
+    cron = make_cron(assistant.assistant_id, next_run_date="2025-01-01T00:05:00.000000+00:00")
+    await add_crons(storage, cron)
+    t5, t10, fired = "2025-01-01T00:05:00.000000+00:00", "2025-01-01T00:10:00.000000+00:00", stamp()
+    async with storage.transaction() as tx:
+        assert await tx.claim_cron_fire(cron.cron_id, t5, t10, fired) is True
+    async with storage.transaction() as tx:
+        assert await tx.claim_cron_fire(cron.cron_id, t5, t10, fired) is False
+    async with storage.read() as db:
+        got = await db.get_cron(cron.cron_id)
+        assert got is not None and got.next_run_date == t10
+    async with storage.transaction() as tx:
+        assert await tx.claim_cron_fire(cron.cron_id, t10, "2025-01-01T00:15:00.000000+00:00", fired) is True
+        assert await tx.claim_cron_fire(str(uuid.uuid4()), t10, t10, fired) is False
+
+
+async def test_claim_cron_fire_rolls_back_with_its_transaction(storage: Storage) -> None:
+    """A claim whose transaction fails is undone: the occurrence can be claimed again."""
+    assistant = await new_assistant(storage)
+    t5 = "2025-01-01T00:05:00.000000+00:00"
+    cron = make_cron(assistant.assistant_id, next_run_date=t5)
+    await add_crons(storage, cron)
+    with pytest.raises(Boom):
+        async with storage.transaction() as tx:
+            assert await tx.claim_cron_fire(cron.cron_id, t5, "2025-01-01T00:10:00.000000+00:00", stamp())
+            raise Boom
+    async with storage.transaction() as tx:
+        assert await tx.claim_cron_fire(cron.cron_id, t5, "2025-01-01T00:10:00.000000+00:00", stamp()) is True
+
+
+async def test_concurrent_claims_fire_a_cron_once(storage_url: str) -> None:
+    """Claims of one occurrence racing from several storages (processes) on one database: exactly one wins."""
+    storages = [await open_storage(storage_url) for _ in range(4)]
+    try:
+        assistant = await new_assistant(storages[0])
+        t5 = "2025-01-01T00:05:00.000000+00:00"
+        cron = make_cron(assistant.assistant_id, next_run_date=t5)
+        await add_crons(storages[0], cron)
+
+        async def one(storage: Storage) -> bool:
+            async with storage.transaction() as tx:
+                return await tx.claim_cron_fire(cron.cron_id, t5, "2025-01-01T00:10:00.000000+00:00", stamp())
+
+        won = await asyncio.gather(*(one(s) for s in storages for _ in range(3)))
+        assert sorted(won) == [False] * 11 + [True]
+    finally:
+        for storage in storages:
+            await storage.close()
+
+
 # --- waking workers -----------------------------------------------------------------------------
 
 
@@ -800,7 +1053,7 @@ async def test_concurrent_opens_migrate_an_empty_database_once(empty_postgres_ur
         async with await psycopg.AsyncConnection.connect(empty_postgres_url) as conn:
             cur = await conn.execute("SELECT version, count(*) FROM graphyard_migrations GROUP BY version")
             rows = await cur.fetchall()
-            assert rows == [(1, 1)]
+            assert sorted(rows) == [(1, 1), (2, 1)]
             for table, expected in (
                 ("checkpoint_migrations", len(AsyncPostgresSaver.MIGRATIONS)),
                 ("store_migrations", len(AsyncPostgresStore.MIGRATIONS)),

@@ -8,6 +8,7 @@ CI=true, where that is a failure.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -282,3 +283,32 @@ async def test_sigterm_drains_and_hands_unfinished_runs_back(
     cluster.worker()
     result = await client.runs.join(thread["thread_id"], run["run_id"])
     assert obj(result)["steps"] == ["before", "hold", "after"], cluster.logs()
+
+
+async def test_two_workers_fire_each_cron_occurrence_once(
+    cluster: Cluster, clients: list[LangGraphClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers whose schedulers look every 50 ms find a batch of crons due at once: every
+    occurrence fires exactly once (the unique (cron, scheduled time) claim), not once per worker."""
+    monkeypatch.setenv("CRON_SCHEDULER_SLEEP_TIME", "0.05")
+    workers = [cluster.worker(), cluster.worker()]
+    client = sdk(await cluster.api(), clients)
+    threads = [str((await client.threads.create())["thread_id"]) for _ in range(12)]
+    for i, thread_id in enumerate(threads):
+        await client.crons.create_for_thread(thread_id, "echo", schedule="0 0 1 1 *", input={"value": i})
+    async with await psycopg.AsyncConnection.connect(cluster.database_uri, autocommit=True) as conn:
+        # Due for both workers in the same instant, as after a deployment was down over a boundary.
+        await conn.execute("UPDATE graphyard_crons SET next_run_date = '2000-01-01T00:00:00.000000+00:00'")
+    for thread_id in threads:
+        await eventually(
+            functools.partial(client.runs.list, thread_id),
+            lambda rs: len(rs) >= 1 and all(r["status"] == "success" for r in rs),
+            what=f"the cron run on {thread_id}",
+        )
+    await asyncio.sleep(1.0)  # twenty more passes of each scheduler
+    counts = [len(await client.runs.list(thread_id)) for thread_id in threads]
+    assert counts == [1] * len(threads), cluster.logs()
+    async with await psycopg.AsyncConnection.connect(cluster.database_uri) as conn:
+        cursor = await conn.execute("SELECT count(*) FROM graphyard_cron_fires")
+        assert await cursor.fetchone() == (len(threads),)
+    assert all(w.alive for w in workers), cluster.logs()

@@ -268,3 +268,71 @@ WHERE lease_owner = %(worker_id)s AND status = 'running'
 -- Runs a worker holds that were asked to stop.
 SELECT run_id, cancel_action FROM graphyard_runs
 WHERE lease_owner = %(worker_id)s AND status = 'running' AND cancel_action IS NOT NULL
+
+-- name: insert_cron
+-- Create a cron row; no row back means the id exists.
+INSERT INTO graphyard_crons (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, payload, metadata, on_run_completed, enabled, next_run_date, created_at, updated_at)
+VALUES (%(cron_id)s, %(assistant_id)s, %(thread_id)s, %(user_id)s, %(schedule)s, %(timezone)s, %(end_time)s,
+        %(payload)s::jsonb, %(metadata)s::jsonb, %(on_run_completed)s, %(enabled)s, %(next_run_date)s, %(created_at)s, %(updated_at)s)
+ON CONFLICT (cron_id) DO NOTHING
+RETURNING cron_id
+
+-- name: get_cron
+-- One cron, if the auth filter lets the caller see it; {auth} is compiled from the filter.
+SELECT * FROM graphyard_crons WHERE cron_id = %(cron_id)s AND {auth}
+
+-- name: update_cron
+-- Overwrite a cron's changeable fields.
+UPDATE graphyard_crons
+SET schedule = %(schedule)s, timezone = %(timezone)s, end_time = %(end_time)s, payload = %(payload)s::jsonb,
+    metadata = %(metadata)s::jsonb, on_run_completed = %(on_run_completed)s, enabled = %(enabled)s,
+    next_run_date = %(next_run_date)s, updated_at = %(updated_at)s
+WHERE cron_id = %(cron_id)s
+
+-- name: delete_cron
+-- Delete a cron (its fires cascade), if the auth filter lets the caller see it.
+DELETE FROM graphyard_crons WHERE cron_id = %(cron_id)s AND {auth}
+
+-- name: search_crons
+-- A page of crons; {order} is chosen from a whitelist in code, {auth} compiled from the filter.
+SELECT * FROM graphyard_crons
+WHERE (%(assistant_id)s::text IS NULL OR assistant_id = %(assistant_id)s)
+  AND (%(thread_id)s::text IS NULL OR thread_id = %(thread_id)s)
+  AND (%(enabled)s::boolean IS NULL OR enabled = %(enabled)s)
+  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND {auth}
+ORDER BY {order}
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: count_crons
+-- How many crons match.
+SELECT count(*) AS n FROM graphyard_crons
+WHERE (%(assistant_id)s::text IS NULL OR assistant_id = %(assistant_id)s)
+  AND (%(thread_id)s::text IS NULL OR thread_id = %(thread_id)s)
+  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
+  AND {auth}
+
+-- name: due_crons
+-- Enabled crons whose next run is due and whose end time (if any) has not passed, earliest first.
+SELECT * FROM graphyard_crons
+WHERE enabled AND next_run_date IS NOT NULL AND next_run_date <= %(now)s
+  AND (end_time IS NULL OR end_time >= %(now)s)
+ORDER BY next_run_date, seq
+LIMIT %(limit)s
+
+-- name: insert_cron_fire
+-- Claim one occurrence of a cron; no row back means another worker fired it. A concurrent claim
+-- of the same key waits for the first to commit, then gets no row.
+INSERT INTO graphyard_cron_fires (cron_id, scheduled_at, fired_at)
+VALUES (%(cron_id)s, %(scheduled_at)s, %(fired_at)s)
+ON CONFLICT (cron_id, scheduled_at) DO NOTHING
+RETURNING cron_id
+
+-- name: advance_cron
+-- Move a cron's next run on after firing the occurrence it was due at.
+UPDATE graphyard_crons SET next_run_date = %(next_run_date)s
+WHERE cron_id = %(cron_id)s AND next_run_date = %(scheduled_at)s
+
+-- name: prune_cron_fires
+-- Forget a cron's fires older than the given time (their occurrences are long past).
+DELETE FROM graphyard_cron_fires WHERE cron_id = %(cron_id)s AND scheduled_at < %(before)s

@@ -17,6 +17,7 @@ from graphyard.records import (
     Assistant,
     AssistantVersion,
     CancelAction,
+    Cron,
     Json,
     Run,
     RunStatus,
@@ -35,6 +36,7 @@ _CLAIM_ATTEMPTS = 5
 _ASSISTANT_ORDER = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
 _THREAD_ORDER = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 _NOCASE = {"name", "graph_id"}
+_CRON_ORDER = {"cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"}
 
 
 @contextlib.contextmanager
@@ -138,6 +140,44 @@ def _run(row: DictRow) -> Run:
         output=row["output"],
         temporary=row["temporary"],
     )
+
+
+def _cron(row: DictRow) -> Cron:
+    return Cron(
+        cron_id=row["cron_id"],
+        assistant_id=row["assistant_id"],
+        thread_id=row["thread_id"],
+        user_id=row["user_id"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        end_time=row["end_time"],
+        payload=row["payload"],
+        metadata=row["metadata"],
+        on_run_completed=row["on_run_completed"],
+        enabled=row["enabled"],
+        next_run_date=row["next_run_date"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _cron_params(c: Cron) -> dict[str, Any]:
+    return {
+        "cron_id": c.cron_id,
+        "assistant_id": c.assistant_id,
+        "thread_id": c.thread_id,
+        "user_id": c.user_id,
+        "schedule": c.schedule,
+        "timezone": c.timezone,
+        "end_time": c.end_time,
+        "payload": _dumps(c.payload),
+        "metadata": _dumps(c.metadata),
+        "on_run_completed": c.on_run_completed,
+        "enabled": c.enabled,
+        "next_run_date": c.next_run_date,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
 
 
 def _assistant_params(a: Assistant) -> dict[str, Any]:
@@ -434,6 +474,71 @@ class PostgresSession:
     ) -> list[Run]:
         params = {"thread_id": thread_id, "ids": None if run_ids is None else list(run_ids), "status": status}
         return [_run(r) for r in await self._all(Q["cancellable_runs"], params)]
+
+    # --- crons --------------------------------------------------------------------------------
+    async def insert_cron(self, cron: Cron) -> None:
+        if await self._one(Q["insert_cron"], _cron_params(cron)) is None:
+            raise UniqueViolation("graphyard_crons_pkey")
+
+    async def get_cron(self, cron_id: str, auth: Json | None = None) -> Cron | None:
+        params: dict[str, Any] = {"cron_id": cron_id}
+        row = await self._one(Q["get_cron"].format(auth=auth_clause(auth, params)), params)
+        return _cron(row) if row else None
+
+    async def update_cron(self, cron: Cron) -> None:
+        await self._exec(Q["update_cron"], _cron_params(cron))
+
+    async def delete_cron(self, cron_id: str, auth: Json | None = None) -> bool:
+        params: dict[str, Any] = {"cron_id": cron_id}
+        return await self._exec(Q["delete_cron"].format(auth=auth_clause(auth, params)), params) > 0
+
+    async def search_crons(
+        self,
+        *,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json | None,
+        auth: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Cron]:
+        params: dict[str, Any] = {
+            "assistant_id": assistant_id,
+            "thread_id": thread_id,
+            "enabled": enabled,
+            "metadata": _opt(metadata),
+            "limit": limit,
+            "offset": offset,
+        }
+        sql = Q["search_crons"].format(
+            auth=auth_clause(auth, params), order=_order(sort_by, sort_order, _CRON_ORDER, "created_at")
+        )
+        return [_cron(r) for r in await self._all(sql, params)]
+
+    async def count_crons(
+        self, *, assistant_id: str | None, thread_id: str | None, metadata: Json | None, auth: Json | None
+    ) -> int:
+        params: dict[str, Any] = {"assistant_id": assistant_id, "thread_id": thread_id, "metadata": _opt(metadata)}
+        row = await self._one(Q["count_crons"].format(auth=auth_clause(auth, params)), params)
+        return int(row["n"]) if row else 0
+
+    async def due_crons(self, now: str, limit: int) -> list[Cron]:
+        return [_cron(r) for r in await self._all(Q["due_crons"], {"now": now, "limit": limit})]
+
+    async def claim_cron_fire(self, cron_id: str, scheduled_at: str, next_run_date: str | None, fired_at: str) -> bool:
+        # The conditional advance first: it locks the row, so a second process claiming the same
+        # occurrence waits for our commit and then finds next_run_date moved on (0 rows).
+        params = {"cron_id": cron_id, "scheduled_at": scheduled_at, "next_run_date": next_run_date}
+        if await self._exec(Q["advance_cron"], params) == 0:
+            return False
+        fire = {"cron_id": cron_id, "scheduled_at": scheduled_at, "fired_at": fired_at}
+        if await self._one(Q["insert_cron_fire"], fire) is None:
+            return False
+        await self._exec(Q["prune_cron_fires"], {"cron_id": cron_id, "before": scheduled_at})
+        return True
 
 
 def _isoformat_now() -> str:

@@ -205,3 +205,67 @@ WHERE lease_owner = :worker_id AND status = 'running'
 -- Runs a worker holds that were asked to stop.
 SELECT run_id, cancel_action FROM graphyard_runs
 WHERE lease_owner = :worker_id AND status = 'running' AND cancel_action IS NOT NULL
+
+-- name: insert_cron
+-- Create a cron row.
+INSERT INTO graphyard_crons (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, payload, metadata, on_run_completed, enabled, next_run_date, created_at, updated_at)
+VALUES (:cron_id, :assistant_id, :thread_id, :user_id, :schedule, :timezone, :end_time, :payload, :metadata, :on_run_completed, :enabled, :next_run_date, :created_at, :updated_at)
+
+-- name: get_cron
+-- One cron, if the auth filter lets the caller see it.
+SELECT * FROM graphyard_crons
+WHERE cron_id = :cron_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+
+-- name: update_cron
+-- Overwrite a cron's changeable fields.
+UPDATE graphyard_crons
+SET schedule = :schedule, timezone = :timezone, end_time = :end_time, payload = :payload, metadata = :metadata,
+    on_run_completed = :on_run_completed, enabled = :enabled, next_run_date = :next_run_date, updated_at = :updated_at
+WHERE cron_id = :cron_id
+
+-- name: delete_cron
+-- Delete a cron (its fires cascade), if the auth filter lets the caller see it.
+DELETE FROM graphyard_crons
+WHERE cron_id = :cron_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+
+-- name: search_crons
+-- A page of crons; {order} is chosen from a whitelist in code.
+SELECT * FROM graphyard_crons
+WHERE (:assistant_id IS NULL OR assistant_id = :assistant_id)
+  AND (:thread_id IS NULL OR thread_id = :thread_id)
+  AND (:enabled IS NULL OR enabled = :enabled)
+  AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
+  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+ORDER BY {order}
+LIMIT :limit OFFSET :offset
+
+-- name: count_crons
+-- How many crons match.
+SELECT count(*) FROM graphyard_crons
+WHERE (:assistant_id IS NULL OR assistant_id = :assistant_id)
+  AND (:thread_id IS NULL OR thread_id = :thread_id)
+  AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
+  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+
+-- name: due_crons
+-- Enabled crons whose next run is due and whose end time (if any) has not passed, earliest first.
+SELECT * FROM graphyard_crons
+WHERE enabled = 1 AND next_run_date IS NOT NULL AND next_run_date <= :now
+  AND (end_time IS NULL OR end_time >= :now)
+ORDER BY next_run_date, rowid
+LIMIT :limit
+
+-- name: insert_cron_fire
+-- Claim one occurrence of a cron; a conflict means another worker fired it (no row changed).
+INSERT INTO graphyard_cron_fires (cron_id, scheduled_at, fired_at)
+VALUES (:cron_id, :scheduled_at, :fired_at)
+ON CONFLICT (cron_id, scheduled_at) DO NOTHING
+
+-- name: advance_cron
+-- Move a cron's next run on after firing the occurrence it was due at.
+UPDATE graphyard_crons SET next_run_date = :next_run_date
+WHERE cron_id = :cron_id AND next_run_date = :scheduled_at
+
+-- name: prune_cron_fires
+-- Forget a cron's fires older than the given time (their occurrences are long past).
+DELETE FROM graphyard_cron_fires WHERE cron_id = :cron_id AND scheduled_at < :before

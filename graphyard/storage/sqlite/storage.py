@@ -24,6 +24,7 @@ from graphyard.records import (
     Assistant,
     AssistantVersion,
     CancelAction,
+    Cron,
     Json,
     Run,
     RunStatus,
@@ -43,6 +44,7 @@ MIGRATIONS = load_migrations("graphyard.storage.sqlite")
 _ASSISTANT_ORDER = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
 _THREAD_ORDER = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 _NOCASE = {"name", "graph_id"}
+_CRON_ORDER = {"cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"}
 
 
 def _dumps(value: Any) -> str:
@@ -139,6 +141,44 @@ def _run(row: sqlite3.Row) -> Run:
         output=_loads(row["output"]),
         temporary=bool(row["temporary"]),
     )
+
+
+def _cron(row: sqlite3.Row) -> Cron:
+    return Cron(
+        cron_id=row["cron_id"],
+        assistant_id=row["assistant_id"],
+        thread_id=row["thread_id"],
+        user_id=row["user_id"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        end_time=row["end_time"],
+        payload=_loads(row["payload"]),
+        metadata=_loads(row["metadata"]),
+        on_run_completed=row["on_run_completed"],
+        enabled=bool(row["enabled"]),
+        next_run_date=row["next_run_date"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _cron_params(c: Cron) -> dict[str, Any]:
+    return {
+        "cron_id": c.cron_id,
+        "assistant_id": c.assistant_id,
+        "thread_id": c.thread_id,
+        "user_id": c.user_id,
+        "schedule": c.schedule,
+        "timezone": c.timezone,
+        "end_time": c.end_time,
+        "payload": _dumps(c.payload),
+        "metadata": _dumps(c.metadata),
+        "on_run_completed": c.on_run_completed,
+        "enabled": int(c.enabled),
+        "next_run_date": c.next_run_date,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
 
 
 def _assistant_params(a: Assistant) -> dict[str, Any]:
@@ -418,6 +458,66 @@ class SqliteSession:
         params: dict[str, Any] = {"thread_id": thread_id, "status": status}
         sql = Q["cancellable_runs"].format(ids=_id_clause("run_id", run_ids, params))
         return [_run(r) for r in await self._all(sql, params)]
+
+    # --- crons --------------------------------------------------------------------------------
+    async def insert_cron(self, cron: Cron) -> None:
+        await self._exec(Q["insert_cron"], _cron_params(cron))
+
+    async def get_cron(self, cron_id: str, auth: Json | None = None) -> Cron | None:
+        row = await self._one(Q["get_cron"], {"cron_id": cron_id, "auth": _opt(auth)})
+        return _cron(row) if row else None
+
+    async def update_cron(self, cron: Cron) -> None:
+        await self._exec(Q["update_cron"], _cron_params(cron))
+
+    async def delete_cron(self, cron_id: str, auth: Json | None = None) -> bool:
+        return await self._exec(Q["delete_cron"], {"cron_id": cron_id, "auth": _opt(auth)}) > 0
+
+    async def search_crons(
+        self,
+        *,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json | None,
+        auth: Json | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Cron]:
+        sql = Q["search_crons"].format(order=_order(sort_by, sort_order, _CRON_ORDER, "created_at"))
+        params = {
+            "assistant_id": assistant_id,
+            "thread_id": thread_id,
+            "enabled": None if enabled is None else int(enabled),
+            "metadata": _opt(metadata),
+            "auth": _opt(auth),
+            "limit": limit,
+            "offset": offset,
+        }
+        return [_cron(r) for r in await self._all(sql, params)]
+
+    async def count_crons(
+        self, *, assistant_id: str | None, thread_id: str | None, metadata: Json | None, auth: Json | None
+    ) -> int:
+        params = {"assistant_id": assistant_id, "thread_id": thread_id, "metadata": _opt(metadata), "auth": _opt(auth)}
+        row = await self._one(Q["count_crons"], params)
+        return int(row[0]) if row else 0
+
+    async def due_crons(self, now: str, limit: int) -> list[Cron]:
+        return [_cron(r) for r in await self._all(Q["due_crons"], {"now": now, "limit": limit})]
+
+    async def claim_cron_fire(self, cron_id: str, scheduled_at: str, next_run_date: str | None, fired_at: str) -> bool:
+        # The conditional advance first: it fails when the cron moved on, changed or vanished.
+        params = {"cron_id": cron_id, "scheduled_at": scheduled_at, "next_run_date": next_run_date}
+        if await self._exec(Q["advance_cron"], params) == 0:
+            return False
+        fire = {"cron_id": cron_id, "scheduled_at": scheduled_at, "fired_at": fired_at}
+        if await self._exec(Q["insert_cron_fire"], fire) == 0:
+            return False
+        await self._exec(Q["prune_cron_fires"], {"cron_id": cron_id, "before": scheduled_at})
+        return True
 
 
 def isoformat_now() -> str:
