@@ -26,6 +26,7 @@ from graphyard.records import (
     isoformat,
     now,
 )
+from graphyard.storage import rows
 from graphyard.storage.errors import Unavailable, UniqueViolation
 from graphyard.storage.postgres.filters import auth_clause
 from graphyard.storage.queries import load_queries
@@ -60,6 +61,31 @@ def _dumps(value: Any) -> str:
     return _ESCAPED_NUL.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 
 
+def _jsonb(value: Any) -> Any:
+    """jsonb columns arrive decoded already."""
+    return value
+
+
+def _assistant(row: DictRow) -> Assistant:
+    return rows.assistant(row, _jsonb)
+
+
+def _version(row: DictRow) -> AssistantVersion:
+    return rows.version(row, _jsonb)
+
+
+def _thread(row: DictRow) -> Thread:
+    return rows.thread(row, _jsonb)
+
+
+def _run(row: DictRow) -> Run:
+    return rows.run(row, _jsonb)
+
+
+def _cron(row: DictRow) -> Cron:
+    return rows.cron(row, _jsonb)
+
+
 def _opt(value: Any) -> str | None:
     return None if value is None else _dumps(value)
 
@@ -77,122 +103,6 @@ def _order(sort_by: str, sort_order: str, allowed: set[str], default: str) -> st
     direction = "ASC" if sort_order.lower() == "asc" else "DESC"
     key = f'lower("{column}")' if column in _NOCASE else f'"{column}"'
     return f"{key} {direction}, seq {direction}"
-
-
-def _assistant(row: DictRow) -> Assistant:
-    return Assistant(
-        assistant_id=row["assistant_id"],
-        graph_id=row["graph_id"],
-        config=row["config"],
-        context=row["context"],
-        metadata=row["metadata"],
-        name=row["name"],
-        description=row["description"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _version(row: DictRow) -> AssistantVersion:
-    return AssistantVersion(
-        assistant_id=row["assistant_id"],
-        graph_id=row["graph_id"],
-        config=row["config"],
-        context=row["context"],
-        metadata=row["metadata"],
-        name=row["name"],
-        description=row["description"],
-        version=row["version"],
-        created_at=row["created_at"],
-    )
-
-
-def _thread(row: DictRow) -> Thread:
-    return Thread(
-        thread_id=row["thread_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        state_updated_at=row["state_updated_at"],
-        metadata=row["metadata"],
-        status=ThreadStatus(row["status"]),
-        config=row["config"],
-        values=row["values"],
-        interrupts=row["interrupts"],
-        error=row["error"],
-    )
-
-
-def _run(row: DictRow) -> Run:
-    return Run(
-        run_id=row["run_id"],
-        thread_id=row["thread_id"],
-        assistant_id=row["assistant_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        status=RunStatus(row["status"]),
-        metadata=row["metadata"],
-        kwargs=row["kwargs"],
-        multitask_strategy=row["multitask_strategy"],
-        available_at=row["available_at"],
-        attempt=row["attempt"],
-        cancel_action=CancelAction(row["cancel_action"]) if row["cancel_action"] else None,
-        output=row["output"],
-        temporary=row["temporary"],
-    )
-
-
-def _cron(row: DictRow) -> Cron:
-    return Cron(
-        cron_id=row["cron_id"],
-        assistant_id=row["assistant_id"],
-        thread_id=row["thread_id"],
-        user_id=row["user_id"],
-        schedule=row["schedule"],
-        timezone=row["timezone"],
-        end_time=row["end_time"],
-        payload=row["payload"],
-        metadata=row["metadata"],
-        on_run_completed=row["on_run_completed"],
-        enabled=row["enabled"],
-        next_run_date=row["next_run_date"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _cron_params(c: Cron) -> dict[str, Any]:
-    return {
-        "cron_id": c.cron_id,
-        "assistant_id": c.assistant_id,
-        "thread_id": c.thread_id,
-        "user_id": c.user_id,
-        "schedule": c.schedule,
-        "timezone": c.timezone,
-        "end_time": c.end_time,
-        "payload": _dumps(c.payload),
-        "metadata": _dumps(c.metadata),
-        "on_run_completed": c.on_run_completed,
-        "enabled": c.enabled,
-        "next_run_date": c.next_run_date,
-        "created_at": c.created_at,
-        "updated_at": c.updated_at,
-    }
-
-
-def _assistant_params(a: Assistant) -> dict[str, Any]:
-    return {
-        "assistant_id": a.assistant_id,
-        "graph_id": a.graph_id,
-        "config": _dumps(a.config),
-        "context": _dumps(a.context),
-        "metadata": _dumps(a.metadata),
-        "name": a.name,
-        "description": a.description,
-        "version": a.version,
-        "created_at": a.created_at,
-        "updated_at": a.updated_at,
-    }
 
 
 class PostgresSession:
@@ -220,7 +130,7 @@ class PostgresSession:
 
     # --- assistants ---------------------------------------------------------------------------
     async def insert_assistant(self, assistant: Assistant) -> None:
-        params = _assistant_params(assistant)
+        params = rows.assistant_params(assistant, _dumps)
         # ON CONFLICT DO NOTHING rather than catching the error: the transaction stays usable, as on SQLite.
         if await self._one(Q["insert_assistant"], params) is None:
             raise UniqueViolation("graphyard_assistants_pkey")
@@ -232,7 +142,7 @@ class PostgresSession:
         return _assistant(row) if row else None
 
     async def update_assistant(self, assistant: Assistant, *, new_version: bool) -> None:
-        params = _assistant_params(assistant)
+        params = rows.assistant_params(assistant, _dumps)
         await self._exec(Q["update_assistant"], params)
         if new_version:
             await self._exec(Q["insert_assistant_version"], params)
@@ -283,19 +193,7 @@ class PostgresSession:
 
     # --- threads ------------------------------------------------------------------------------
     async def insert_thread(self, thread: Thread) -> None:
-        params = {
-            "thread_id": thread.thread_id,
-            "created_at": thread.created_at,
-            "updated_at": thread.updated_at,
-            "state_updated_at": thread.state_updated_at,
-            "metadata": _dumps(thread.metadata),
-            "status": thread.status.value,
-            "config": _dumps(thread.config),
-            "values": _opt(thread.values),
-            "interrupts": _dumps(thread.interrupts),
-            "error": _opt(thread.error),
-        }
-        if await self._one(Q["insert_thread"], params) is None:
+        if await self._one(Q["insert_thread"], rows.thread_params(thread, _dumps)) is None:
             raise UniqueViolation("graphyard_threads_pkey")
 
     async def get_thread(self, thread_id: str, auth: Json | None = None) -> Thread | None:
@@ -369,21 +267,8 @@ class PostgresSession:
 
     # --- runs ---------------------------------------------------------------------------------
     async def insert_run(self, run: Run) -> None:
-        params = {
-            "run_id": run.run_id,
-            "thread_id": run.thread_id,
-            "assistant_id": run.assistant_id,
-            "created_at": run.created_at,
-            "updated_at": run.updated_at,
-            "status": run.status.value,
-            "metadata": _dumps(run.metadata),
-            "kwargs": _dumps(run.kwargs),
-            "multitask_strategy": str(run.multitask_strategy),
-            "available_at": run.available_at,
-            "attempt": run.attempt,
-            "temporary": run.temporary,
-        }
-        if await self._one(Q["insert_run"], {**params, "origin": self._origin}) is None:
+        params = {**rows.run_params(run, _dumps), "origin": self._origin}
+        if await self._one(Q["insert_run"], params) is None:
             raise UniqueViolation("graphyard_runs_pkey")
 
     async def get_run(self, run_id: str, thread_id: str | None = None) -> Run | None:
@@ -477,7 +362,7 @@ class PostgresSession:
 
     # --- crons --------------------------------------------------------------------------------
     async def insert_cron(self, cron: Cron) -> None:
-        if await self._one(Q["insert_cron"], _cron_params(cron)) is None:
+        if await self._one(Q["insert_cron"], rows.cron_params(cron, _dumps)) is None:
             raise UniqueViolation("graphyard_crons_pkey")
 
     async def get_cron(self, cron_id: str, auth: Json | None = None) -> Cron | None:
@@ -486,7 +371,7 @@ class PostgresSession:
         return _cron(row) if row else None
 
     async def update_cron(self, cron: Cron) -> None:
-        await self._exec(Q["update_cron"], _cron_params(cron))
+        await self._exec(Q["update_cron"], rows.cron_params(cron, _dumps))
 
     async def delete_cron(self, cron_id: str, auth: Json | None = None) -> bool:
         params: dict[str, Any] = {"cron_id": cron_id}
