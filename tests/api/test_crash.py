@@ -49,3 +49,36 @@ async def test_run_running_at_sigkill_resumes_after_restart_and_finishes(
         assert obj(thread["values"])["steps"] == ["before", "hold", "after", "before", "hold", "after"]
     finally:
         await sdk.http.client.aclose()
+
+
+async def test_run_that_keeps_killing_its_worker_fails_at_the_retry_limit(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """A run whose process died on its last allowed attempt (BG_JOB_MAX_RETRIES) ends `error` at restart
+    instead of running again, and its thread is not left busy."""
+    gate = tmp_path / "never-opened"
+    env = {"BG_JOB_MAX_RETRIES": "1"}
+    first = await start_server(env=env)
+    sdk = get_client(url=first.url, api_key=None)
+    try:
+        tid = (await sdk.threads.create())["thread_id"]
+        run = await sdk.runs.create(tid, "gate", input={"gate": str(gate)})
+        await wait_for_file(Path(f"{gate}.entered"))
+    finally:
+        await sdk.http.client.aclose()
+    first.kill()
+
+    second = await start_server(database=first.database, env=env)
+    sdk = get_client(url=second.url, api_key=None)
+    try:
+        failed = await eventually(
+            lambda: sdk.runs.get(tid, run["run_id"]), lambda r: r["status"] != "running", what="run settled"
+        )
+        assert failed["status"] == "error"
+        body = obj(await sdk.runs.join(tid, run["run_id"]))
+        assert obj(body["__error__"])["error"] == "RetryLimitExceeded"
+        thread = await sdk.threads.get(tid)
+        assert thread["status"] == "error"
+        assert obj(thread["values"])["steps"] == ["before"]
+    finally:
+        await sdk.http.client.aclose()
