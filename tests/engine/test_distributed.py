@@ -94,9 +94,10 @@ class Cluster:
         await wait_ready(server)
         return server
 
-    def worker(self, *, drain_seconds: str = "10") -> Server:
+    def worker(self, *, drain_seconds: str = "10", max_retries: str = "3") -> Server:
         """A `graphyard worker` process (no HTTP)."""
-        return self._spawn(["worker"], self.env(N_JOBS_PER_WORKER="4", GRAPHYARD_DRAIN_SECONDS=drain_seconds))
+        env = self.env(N_JOBS_PER_WORKER="4", GRAPHYARD_DRAIN_SECONDS=drain_seconds, BG_JOB_MAX_RETRIES=max_retries)
+        return self._spawn(["worker"], env)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.log_path.name}\n{p.log()}" for p in self.processes)
@@ -312,3 +313,30 @@ async def test_two_workers_fire_each_cron_occurrence_once(
         cursor = await conn.execute("SELECT count(*) FROM graphyard_cron_fires")
         assert await cursor.fetchone() == (len(threads),)
     assert all(w.alive for w in workers), cluster.logs()
+
+
+async def test_run_whose_worker_dies_on_its_last_attempt_fails(
+    cluster: Cluster, clients: list[LangGraphClient], tmp_path: Path
+) -> None:
+    """When the worker of a run on its last allowed attempt dies, the sweeper of another worker marks the
+    run `error` once the lease expires, rather than running it again, and frees the thread."""
+    api = await cluster.api()
+    doomed = cluster.worker(max_retries="1")
+    client = sdk(api, clients)
+    gate = str(tmp_path / "never-opened")
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], "gate", input={"gate": gate})
+    await wait_for_file(Path(f"{gate}.entered"))
+    doomed.process.send_signal(signal.SIGKILL)
+    doomed.process.wait(10)
+    cluster.worker(max_retries="1")
+    failed = await eventually(
+        lambda: client.runs.get(thread["thread_id"], run["run_id"]),
+        lambda r: r["status"] not in ("pending", "running"),
+        timeout=40,
+        what="the sweeper to settle the run",
+    )
+    assert failed["status"] == "error", cluster.logs()
+    body = obj(await client.runs.join(thread["thread_id"], run["run_id"]))
+    assert obj(body["__error__"])["error"] == "RetryLimitExceeded"
+    assert (await client.threads.get(thread["thread_id"]))["status"] == "error"
