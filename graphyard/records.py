@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -59,10 +59,6 @@ def now() -> datetime:
 def isoformat(moment: datetime) -> str:
     """A fixed-width ISO timestamp, so that string order is time order."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def epoch() -> float:
-    return time.time()
 
 
 def uuid7() -> str:
@@ -138,7 +134,6 @@ class Run:
     cancel_action: CancelAction | None = None
     output: Any = None
     temporary: bool = False
-    extra: Json = field(default_factory=dict)
 
     @property
     def is_inflight(self) -> bool:
@@ -174,12 +169,3 @@ class ThreadSnapshot:
     interrupts: Json
     error: Json | None
     has_next: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a search, with whether more rows follow."""
-
-    items: list[Any]
-    total: int
-    has_more: bool

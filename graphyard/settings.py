@@ -42,7 +42,6 @@ class Settings:
     run_graphs: bool = True
     webhooks: dict[str, Any] | None = None
     redis_prefix: str = "graphyard:"
-    serve_http: bool = True
     cron_sleep_seconds: float = 5.0
 
     def without_workers(self) -> Settings:

@@ -55,7 +55,6 @@ RUN_PROPERTIES: Json = {
     "langsmith_tracer": s.OBJ_OR_NULL,
 }
 RUN_CREATE = s.schema(RUN_PROPERTIES, ["assistant_id"])
-BATCH = s.schema({})  # the array is checked item by item with RUN_CREATE
 CANCEL_MANY = s.schema(
     {
         "thread_id": s.UUID_STR,
@@ -271,18 +270,14 @@ async def join(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
     flt = await _read_filter(request, thread_id, run_id)
-    try:
-        run = await runs.get(svc, thread_id, run_id, flt)
-    except NotFound:
-        # Without auth, a temporary run that finished and deleted itself still answers its join.
-        found, output = await runs.ended_output(svc, thread_id, run_id) if flt is None else (False, None)
-        if not found:
-            raise
-        return s.json_response(output, headers={"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
+    location = {"Location": f"/threads/{thread_id}/runs/{run_id}/join"}
+    run = await runs.find_joinable(svc, thread_id, run_id, flt)
+    if isinstance(run, runs.Ended):
+        return s.json_response(run.output, headers=location)
     body = _final_json(svc, run)
     if s.query_bool(request, "cancel_on_disconnect"):
         body = _cancel_when_abandoned(svc, run, body)
-    return _json_stream(body, {"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
+    return _json_stream(body, location)
 
 
 # --- streaming ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -145,32 +146,12 @@ def select(item: Json, fields: list[str] | None) -> Json:
 
 
 def assistant_json(a: Assistant) -> Json:
-    return {
-        "assistant_id": a.assistant_id,
-        "graph_id": a.graph_id,
-        "config": a.config,
-        "context": a.context,
-        "metadata": a.metadata,
-        "name": a.name,
-        "description": a.description,
-        "created_at": a.created_at,
-        "updated_at": a.updated_at,
-        "version": a.version,
-    }
+    # The record's fields are the wire's, one for one (and hold only plain JSON).
+    return {f.name: getattr(a, f.name) for f in fields(a)}
 
 
 def version_json(v: AssistantVersion) -> Json:
-    return {
-        "assistant_id": v.assistant_id,
-        "graph_id": v.graph_id,
-        "config": v.config,
-        "context": v.context,
-        "metadata": v.metadata,
-        "name": v.name,
-        "description": v.description,
-        "created_at": v.created_at,
-        "version": v.version,
-    }
+    return {f.name: getattr(v, f.name) for f in fields(v)}
 
 
 def thread_json(t: Thread) -> Json:

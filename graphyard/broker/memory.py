@@ -137,10 +137,6 @@ class MemoryBroker:
                 queue.put_nowait(_END)
         return item.id
 
-    def has_subscribers(self, channel: str) -> bool:
-        ch = self._channels.get(channel)
-        return bool(ch and ch.subscribers)
-
     async def close_channel(self, channel: str) -> None:
         ch = self._channel(channel)
         ch.closed = True

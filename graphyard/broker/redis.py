@@ -10,7 +10,6 @@ channel `cancel` as `<run_id>:<action>`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -180,7 +179,6 @@ class RedisBroker:
         self._cancel_channel = f"{prefix}cancel"
         self._callbacks: dict[str, list[CancelCallback]] = {}
         self._listener: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
         self._subscriptions: set[RedisSubscription] = set()
 
     @classmethod
@@ -267,14 +265,12 @@ class RedisBroker:
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
-                        self._listening.set()
                         delay = 0.05
                     elif message["type"] == "message":
                         self._dispatch(message["data"])
             except _DISCONNECTED as exc:
                 logger.warning("cancel listener lost Redis, reconnecting in %.2fs: %r", delay, exc)
             finally:
-                self._listening.clear()
                 release: Callable[[], Awaitable[None]] = pubsub.aclose  # untyped in redis-py
                 await release()
             await asyncio.sleep(delay)
@@ -287,13 +283,6 @@ class RedisBroker:
                 callback(action)
             except Exception:  # one run's faulty callback must not stop cancel delivery to the others
                 logger.exception("cancel callback failed for run %s (action %s)", run_id, action)
-
-    async def wait_listening(self, timeout: float) -> bool:
-        """Whether the cancel listener is subscribed within timeout (for startup checks and tests)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._listening.wait()
-        return self._listening.is_set()
 
     async def close(self) -> None:
         pending: list[asyncio.Task[Any]] = [t for sub in list(self._subscriptions) if (t := sub.stop()) is not None]

@@ -8,7 +8,7 @@ none) and stored as fixed-width ISO strings in UTC, like every other timestamp.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,8 +31,6 @@ from graphyard.services.webhooks import validate_webhook
 SCHEDULE_KEYS = frozenset({"schedule", "timezone", "end_time", "enabled", "on_run_completed"})
 # How many due crons one scheduler pass takes; the rest wait for the next pass.
 DUE_BATCH = 100
-# Fires older than this before the occurrence being claimed are forgotten.
-FIRE_HISTORY = timedelta(days=1)
 
 
 def zone(timezone: str | None) -> ZoneInfo | None:

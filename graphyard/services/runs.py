@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -188,40 +189,16 @@ async def _signal_and_wait(svc: Services, runs: Sequence[Run], action: CancelAct
         await svc.broker.send_cancel(run.run_id, action.value)
     deadline = time.monotonic() + SUPERSEDE_DEADLINE
     for run in runs:
-        await wait_terminal(svc, run.run_id, deadline=deadline)
+        await result(svc, run.run_id, deadline=deadline)
 
 
-async def wait_terminal(svc: Services, run_id: str, *, deadline: float | None = None) -> Run | None:
-    """Wait until the run is terminal (or gone); returns the final run, or None if it was deleted."""
-    while True:
-        sub = await svc.broker.subscribe(run_channel(run_id))
-        try:
-            async with svc.storage.read() as db:
-                run = await db.get_run(run_id)
-            if run is None or run.status in RUN_TERMINAL:
-                return run
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return run
-            # Re-check storage now and then: the channel may close in another process or expire.
-            timeout = 5.0 if remaining is None else min(5.0, remaining)
-            try:
-                await asyncio.wait_for(_drain(sub), timeout)
-            except TimeoutError:
-                pass
-        finally:
-            await sub.aclose()
-
-
-async def _drain(sub: Any) -> None:
-    async for _ in sub:
-        pass
-
-
-async def result(svc: Services, run_id: str, sub: Subscription | None = None) -> tuple[bool, Any]:
+async def result(
+    svc: Services, run_id: str, sub: Subscription | None = None, *, deadline: float | None = None
+) -> tuple[bool, Any]:
     """(True, output) once the run is terminal, or (False, None) if it was deleted (rolled back,
-    or a temporary run whose thread is gone before we looked). Pass a subscription made before the
-    run was created to be sure to see the end event of a run that deletes itself."""
+    or a temporary run whose thread is gone before we looked) or the monotonic `deadline` passed.
+    Pass a subscription made before the run was created to be sure to see the end event of a run
+    that deletes itself. Storage is re-read every few seconds: the stream may end in another process."""
     while True:
         if sub is None:
             sub = await svc.broker.subscribe(run_channel(run_id))
@@ -230,8 +207,11 @@ async def result(svc: Services, run_id: str, sub: Subscription | None = None) ->
                 run = await db.get_run(run_id)
             if run is not None and run.status in RUN_TERMINAL:
                 return True, output_of(run)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False, None
             try:
-                async with asyncio.timeout(5.0):
+                async with asyncio.timeout(5.0 if remaining is None else min(5.0, remaining)):
                     async for event in sub:
                         if event.event == END_EVENT:
                             output = loads(event.data)["output"]
@@ -291,20 +271,24 @@ async def list_runs(
         return await db.list_runs(thread_id, status=status, limit=limit, offset=offset, metadata=metadata)
 
 
-async def join(svc: Services, thread_id: str, run_id: str, auth: Json | None = None) -> Any:
-    """The run's final output once it is terminal: values, `__interrupt__`, or `__error__`."""
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The output a run left on its stream after it was deleted with its temporary thread."""
+
+    output: Any
+
+
+async def find_joinable(svc: Services, thread_id: str, run_id: str, auth: Json | None = None) -> Run | Ended:
+    """The run a join waits for. Without auth, a temporary run that already finished and deleted
+    itself (with its thread) still answers, from its kept end event; otherwise RunNotFound."""
     try:
-        await get(svc, thread_id, run_id, auth)
+        return await get(svc, thread_id, run_id, auth)
     except RunNotFound:
-        # Without auth, a temporary run that finished and deleted itself still answers its join.
-        found, output = await ended_output(svc, thread_id, run_id) if auth is None else (False, None)
-        if found:
-            return output
+        if auth is None:
+            found, output = await ended_output(svc, thread_id, run_id)
+            if found:
+                return Ended(output)
         raise
-    found, output = await result(svc, run_id)
-    if not found:
-        raise RunNotFound()
-    return output
 
 
 def output_of(run: Run) -> Any:
@@ -354,7 +338,7 @@ async def cancel(
     if wait:
         deadline = time.monotonic() + SUPERSEDE_DEADLINE
         for run in running:
-            await wait_terminal(svc, run.run_id, deadline=deadline)
+            await result(svc, run.run_id, deadline=deadline)
 
 
 async def _end_streams(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:

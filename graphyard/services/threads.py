@@ -279,10 +279,3 @@ async def apply_supersteps(svc: Services, thread: Thread, supersteps: list[Json]
         await graph.abulk_update_state(st.thread_config(thread.thread_id), steps)
         snap = await graph.aget_state(st.thread_config(thread.thread_id))
     await refresh_thread(svc, thread.thread_id, snap)
-
-
-def require_graph(thread: Thread) -> str:
-    graph_id = st.graph_id_of(thread)
-    if graph_id is None:
-        raise InvalidRequest(f"Thread {thread.thread_id} has no assigned graph ID")
-    return graph_id
