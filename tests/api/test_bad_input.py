@@ -60,6 +60,22 @@ ROUTES: list[tuple[str, str, bool]] = [
     ("POST", "/runs/wait", False),
     ("POST", "/runs/batch", False),
     ("POST", "/runs/cancel", False),
+    ("POST", "/runs/crons", False),
+    ("POST", "/runs/crons/search", False),
+    ("POST", "/runs/crons/count", False),
+    ("GET", "/runs/crons/{cron_id}", False),
+    ("PATCH", "/runs/crons/{cron_id}", False),
+    ("DELETE", "/runs/crons/{cron_id}", False),
+    ("POST", "/threads/{thread_id}/runs/crons", False),
+]
+# The store answers some bad input with the reference's other error shapes: a bare JSON string (bad
+# namespace label, 422) or {"error": ...} (missing key, 400). Its routes are checked for no 500s and JSON.
+STORE_ROUTES: list[tuple[str, str]] = [
+    ("PUT", "/store/items"),
+    ("GET", "/store/items"),
+    ("DELETE", "/store/items"),
+    ("POST", "/store/items/search"),
+    ("POST", "/store/namespaces"),
 ]
 
 # Bodies that are not JSON objects, or not JSON at all.
@@ -151,6 +167,7 @@ class Ids:
     run_id: str
     assistant_id: str
     checkpoint_id: str
+    cron_id: str
 
     def fill(self, template: str, **override: str) -> str:
         """The path with every placeholder filled, some of them overridden."""
@@ -159,6 +176,7 @@ class Ids:
             "run_id": self.run_id,
             "assistant_id": self.assistant_id,
             "checkpoint_id": self.checkpoint_id,
+            "cron_id": self.cron_id,
             **override,
         }
         return template.format(**values)
@@ -173,7 +191,8 @@ async def ids(client: LangGraphClient) -> Ids:
     await client.runs.join(thread["thread_id"], run["run_id"])
     state = await client.threads.get_state(thread["thread_id"])
     checkpoint_id = str(obj(state["checkpoint"])["checkpoint_id"])
-    return Ids(thread["thread_id"], run["run_id"], assistant["assistant_id"], checkpoint_id)
+    cron = await client.crons.create_for_thread(thread["thread_id"], "echo", schedule="0 0 1 1 *")
+    return Ids(thread["thread_id"], run["run_id"], assistant["assistant_id"], checkpoint_id, str(obj(cron)["cron_id"]))
 
 
 async def send(
@@ -232,7 +251,9 @@ async def test_bad_input_corpus_never_gets_a_500(
     """Every bad body and bad path id on this route gets a 4xx with a JSON detail or a success, never a 500."""
     failures: list[str] = []
     placeholders = [
-        name for name in ("thread_id", "run_id", "assistant_id", "checkpoint_id") if f"{{{name}}}" in template
+        name
+        for name in ("thread_id", "run_id", "assistant_id", "checkpoint_id", "cron_id")
+        if f"{{{name}}}" in template
     ]
     for name in placeholders:
         for bad in BAD_IDS:
@@ -248,6 +269,25 @@ async def test_bad_input_corpus_never_gets_a_500(
             problem = verdict(*await send(http, method, path, streaming, content))
             if problem:
                 failures.append(f"{method} {path} body {(content or b'')[:80]!r}: {problem}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(("method", "path"), STORE_ROUTES, ids=[f"{m} {p}" for m, p in STORE_ROUTES])
+async def test_bad_input_corpus_on_store_routes_never_gets_a_500(
+    http: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """Every bad body and bad query on a store route gets a JSON 4xx or a success, never a 500."""
+    failures: list[str] = []
+    queries = ["", "?namespace=a.b", "?key=k", "?namespace=a..b&key=k", "?namespace=%00&key=k", "?key="]
+    for query in queries:
+        status, body, content_type = await send(http, method, path + query, False, None)
+        if status == DROPPED or status >= 500 or (status >= 400 and "json" not in content_type):
+            failures.append(f"{method} {path}{query}: {status} {body[:200]!r}")
+    if method in ("PUT", "POST", "DELETE"):
+        async for content in bodies():
+            status, body, content_type = await send(http, method, path, False, content)
+            if status == DROPPED or status >= 500 or (status >= 400 and "json" not in content_type):
+                failures.append(f"{method} {path} body {(content or b'')[:80]!r}: {status} {body[:200]!r}")
     assert not failures, "\n".join(failures)
 
 
