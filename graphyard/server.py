@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from graphyard.api import routes
+from graphyard.api import a2a_routes, mcp_routes, routes
 from graphyard.api.errors import HANDLERS
 from graphyard.api.middleware import AuthMiddleware, BodyLimitMiddleware
 from graphyard.auth import ProjectAuth
@@ -102,7 +102,8 @@ def build_app(
     if auth is not None:
         log.info("custom auth enabled", source=auth.source)
         middleware.append(Middleware(AuthMiddleware, auth=auth))
-    return Starlette(routes=routes(), middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
+    table = [*routes(), *mcp_routes(), *a2a_routes()]
+    return Starlette(routes=table, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
 
 
 async def run_worker_only(settings: Settings, graphs: GraphRegistry) -> int:

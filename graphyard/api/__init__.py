@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from graphyard.api import assistants, crons, meta, runs, store, threads
+from graphyard.api import a2a, assistants, crons, mcp, meta, runs, store, threads
 
 
 def routes() -> list[Route]:
@@ -73,4 +73,21 @@ def routes() -> list[Route]:
         Route("/store/items", store.delete_item, methods=["DELETE"]),
         Route("/store/items/search", store.search_items, methods=["POST"]),
         Route("/store/namespaces", store.list_namespaces, methods=["POST"]),
+    ]
+
+
+def mcp_routes() -> list[Route]:
+    """/mcp: every assistant as an MCP tool (streamable HTTP). A group of its own, so it can be left out."""
+    endpoint = mcp.McpEndpoint()
+    return [Route("/mcp", endpoint), Route("/mcp/", endpoint)]
+
+
+def a2a_routes() -> list[Route]:
+    """/a2a/{assistant_id}: every assistant as an A2A agent, and its agent cards. A group of its own."""
+    a = "/a2a/{assistant_id}"
+    return [
+        Route(a, a2a.rpc, methods=["POST"]),
+        Route(a + "/.well-known/agent-card.json", a2a.agent_card, methods=["GET"]),
+        Route(a + "/.well-known/agent.json", a2a.agent_card, methods=["GET"]),
+        Route("/.well-known/agent-card.json", a2a.root_agent_card, methods=["GET"]),
     ]

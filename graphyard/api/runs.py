@@ -80,12 +80,13 @@ def _locations(run: Run, stateless: bool, tail: str) -> dict[str, str]:
 async def _create(request: Request, *, stateless: bool, run_id: str | None = None) -> tuple[Run, Json]:
     thread_id = None if stateless else _thread_id(request)
     payload = await s.body(request, RUN_CREATE)
-    run = await _create_run(request, payload, thread_id=thread_id, run_id=run_id)
+    run = await create_run(request, payload, thread_id=thread_id, run_id=run_id)
     return run, payload
 
 
-async def _create_run(request: Request, payload: Json, *, thread_id: str | None, run_id: str | None) -> Run:
-    """runs.create, after the project's auth (if any) has seen and possibly changed the payload."""
+async def create_run(request: Request, payload: Json, *, thread_id: str | None, run_id: str | None) -> Run:
+    """runs.create, after the project's auth (if any) has seen and possibly changed the payload.
+    The one way a run is made from an HTTP request (also by /mcp and /a2a), so auth is never skipped."""
     svc = services(request)
     user = auth_user(request)
     if project_auth(request) is None or user is None:
@@ -101,6 +102,20 @@ async def _create_run(request: Request, payload: Json, *, thread_id: str | None,
         assistant_auth=assistant_flt,
         auth_user=user.json(),
     )
+
+
+async def create_listened(request: Request, payload: Json, *, thread_id: str | None) -> tuple[Run, Subscription]:
+    """create_run with a subscription to the run's events made before the run exists, so not even its
+    first event can be missed, and a temporary run that deletes itself still leaves its end event to read."""
+    svc = services(request)
+    run_id = runs.new_run_id()
+    sub = await svc.broker.subscribe(run_channel(run_id))
+    try:
+        run = await create_run(request, payload, thread_id=thread_id, run_id=run_id)
+    except BaseException:
+        await sub.aclose()
+        raise
+    return run, sub
 
 
 def _as_uuid(value: Any) -> Any:
@@ -186,7 +201,7 @@ async def batch(request: Request) -> Response:
     if not isinstance(raw, list):
         raise Unprocessable("Expected a JSON array of run payloads")
     payloads = [s.validate(RUN_CREATE, item) for item in raw]
-    created = [await _create_run(request, payload, thread_id=None, run_id=None) for payload in payloads]
+    created = [await create_run(request, payload, thread_id=None, run_id=None) for payload in payloads]
     return s.json_response([s.run_json(r) for r in created])
 
 
@@ -218,14 +233,9 @@ def _json_stream(body: AsyncIterator[bytes], headers: dict[str, str]) -> Streami
 
 async def _wait(request: Request, *, stateless: bool) -> Response:
     svc = services(request)
-    run_id = runs.new_run_id()
-    # Listen first: a temporary run deletes itself, so its end event is where its output is read.
-    sub = await svc.broker.subscribe(run_channel(run_id))
-    try:
-        run, payload = await _create(request, stateless=stateless, run_id=run_id)
-    except BaseException:
-        await sub.aclose()
-        raise
+    thread_id = None if stateless else _thread_id(request)
+    payload = await s.body(request, RUN_CREATE)
+    run, sub = await create_listened(request, payload, thread_id=thread_id)
     headers = _locations(run, stateless, "join")
     cancel_on_disconnect = payload.get("on_disconnect") == "cancel"
     body = _final_json(svc, run, sub)
@@ -285,14 +295,9 @@ async def join(request: Request) -> Response:
 
 async def _stream(request: Request, *, stateless: bool) -> Response:
     svc = services(request)
-    run_id = runs.new_run_id()
-    # Subscribe before the run exists, so not even its first event can be missed.
-    sub = await svc.broker.subscribe(run_channel(run_id))
-    try:
-        run, payload = await _create(request, stateless=stateless, run_id=run_id)
-    except BaseException:
-        await sub.aclose()
-        raise
+    thread_id = None if stateless else _thread_id(request)
+    payload = await s.body(request, RUN_CREATE)
+    run, sub = await create_listened(request, payload, thread_id=thread_id)
     headers = _locations(run, stateless, "stream")
     on_disconnect = None
     if payload.get("on_disconnect") == "cancel":
@@ -428,7 +433,7 @@ async def cancel(request: Request) -> Response:
     svc = services(request)
     wait = s.query_bool(request, "wait")
     action = _action(request)
-    flt = await authorize(request, "threads", "update", _cancel_value(thread_id, action, [run_id], None))
+    flt = await authorize(request, "threads", "update", cancel_value(thread_id, action, [run_id], None))
     await runs.get(svc, thread_id, run_id, flt)
     await runs.cancel(svc, thread_id=thread_id, run_ids=[run_id], status=None, action=action, wait=wait, auth=flt)
     if wait:
@@ -436,7 +441,7 @@ async def cancel(request: Request) -> Response:
     return Response(status_code=202)
 
 
-def _cancel_value(thread_id: str | None, action: CancelAction, run_ids: list[str] | None, status: str | None) -> Json:
+def cancel_value(thread_id: str | None, action: CancelAction, run_ids: list[str] | None, status: str | None) -> Json:
     """threads.update for a cancel, in the reference's shape."""
     return {
         "thread_id": uuid.UUID(thread_id) if thread_id else None,
@@ -453,7 +458,7 @@ async def cancel_many(request: Request) -> Response:
     if has_ids and not ("run_ids" in body and "thread_id" in body):
         raise Unprocessable("run_ids must come with thread_id")
     action = _action(request)
-    value = _cancel_value(body.get("thread_id"), action, body.get("run_ids"), body.get("status"))
+    value = cancel_value(body.get("thread_id"), action, body.get("run_ids"), body.get("status"))
     flt = await authorize(request, "threads", "update", value)
     await runs.cancel(
         services(request),

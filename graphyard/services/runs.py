@@ -255,6 +255,14 @@ async def get(svc: Services, thread_id: str, run_id: str, auth: Json | None = No
     return run
 
 
+async def thread_of(svc: Services, run_id: str) -> str | None:
+    """The thread a run belongs to, or None if there is no such run. For protocols that name a run
+    by its id alone (an A2A task); authorize on the thread, then read the run with `get`."""
+    async with svc.storage.read() as db:
+        run = await db.get_run(run_id)
+    return None if run is None else run.thread_id
+
+
 async def list_runs(
     svc: Services,
     thread_id: str,
