@@ -224,8 +224,8 @@ async def rpc(request: Request) -> Response:
     request_id: Any = None
     try:
         request_id, body = _envelope(await request.body())
-        call = _typed(body)
         assistant = await _assistant(request, request.path_params["assistant_id"])
+        call = _typed(body)
         if isinstance(call, a2a.SendStreamingMessageRequest):
             run = await _start(request, assistant, call.params)
             return sse_response(_stream(request, request_id, run))
