@@ -179,8 +179,19 @@ class McpEndpoint:
             response = json_error(405, "Method Not Allowed: POST JSON-RPC messages to /mcp", {"Allow": "POST"})
             await response(scope, receive, send)
             return
+        request = Request(scope, receive)
+        if not request.headers.get("content-type", "").lower().startswith("application/json"):
+            # The SDK would answer this in plain text; graphyard's errors are JSON with a `detail`.
+            await json_error(400, "POST JSON-RPC to /mcp with Content-Type: application/json")(scope, receive, send)
+            return
         # Stateless: nothing outlives a request, so each request gets its own manager, and /mcp stays a
         # self-contained app with no lifespan of its own (a route that can be left out of the table).
-        manager = StreamableHTTPSessionManager(app=self.server, json_response=True, stateless=True)
+        manager = StreamableHTTPSessionManager(
+            app=self.server,
+            json_response=True,
+            stateless=True,
+            # Body size is limited once for the whole API, by the server's own setting.
+            max_request_body_size=services(request).settings.max_body_bytes,
+        )
         async with manager.run():
             await manager.handle_request(scope, receive, send)

@@ -6,71 +6,26 @@ models, so a shape the SDK would not accept fails the test.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-import redis
 from a2a.compat.v0_3 import types as a2a
 from langgraph_sdk import get_client
-from psycopg import sql
 
 from tests.api.support import (
     CHAT_REPLY,
     FAILURE_MESSAGE,
     GRAPHS_DIR,
     Server,
-    free_port,
     launch,
     read_sse,
     system_assistant_id,
     wait_ready_blocking,
 )
-from tests.engine.test_distributed import POSTGRES_URL, REDIS_URL, Cluster, _reachable
-
-
-@pytest.fixture(scope="module")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`graphyard serve` running graphs on a fresh PostgreSQL database and Redis prefix, removed afterwards."""
-    problem = _reachable()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL and Redis are required in CI: {problem}")
-        pytest.skip(f"PostgreSQL or Redis unreachable: {problem}")
-    name = f"graphyard_a2a_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base = POSTGRES_URL.rsplit("/", 1)[0]
-    made = Cluster(tmp=tmp_path_factory.mktemp("a2a-pg"), database_uri=f"{base}/{name}", redis_prefix=f"{name}:")
-    try:
-        port = free_port()
-        server = made._spawn(
-            ["serve", "--host", "127.0.0.1", "--port", str(port)], made.env(N_JOBS_PER_WORKER="4"), port
-        )
-        wait_ready_blocking(server)
-        yield server
-    finally:
-        for process in made.processes:
-            process.stop()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{made.redis_prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.redis])])
-def backend(request: pytest.FixtureRequest) -> Server:
-    """`graphyard dev` on SQLite (the shared server), or `graphyard serve` on PostgreSQL + Redis."""
-    found: Server = request.getfixturevalue("server" if request.param == "sqlite" else "postgres_server")
-    assert found.alive, f"graphyard died:\n{found.log()}"
-    return found
+from tests.api.test_bad_input import BAD_IDS, DROPPED, bodies, send
 
 
 @pytest.fixture
@@ -328,3 +283,20 @@ async def test_a2a_goes_through_the_projects_auth(auth_server: Server) -> None:
                 "/a2a/whoami", json={"jsonrpc": "2.0", "id": 2, "method": "message/send", "params": {"message": hijack}}
             )
         ).status_code == 404
+
+
+async def test_bad_input_corpus_on_mcp_and_a2a_never_gets_a_500(server: Server) -> None:
+    """The shared bad-input corpus, as bodies to /mcp and /a2a and as assistant ids, never gets a 500."""
+    failures: list[str] = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as raw:
+        for bad in BAD_IDS:
+            for method, path in (("POST", f"/a2a/{bad}"), ("GET", f"/a2a/{bad}/.well-known/agent-card.json")):
+                status, body, _ = await send(raw, method, path, False, b"{}")
+                if status >= 500 or status == DROPPED:
+                    failures.append(f"{method} {path[:80]}: {status} {body[:200]!r}")
+        async for content in bodies():
+            for path in ("/a2a/echo", "/mcp"):
+                status, body, content_type = await send(raw, "POST", path, False, content)
+                if status >= 500 or status == DROPPED or "json" not in content_type:
+                    failures.append(f"POST {path} body {(content or b'')[:80]!r}: {status} {body[:200]!r}")
+    assert not failures, "\n".join(failures)

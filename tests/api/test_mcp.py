@@ -51,9 +51,9 @@ async def _all_tools(client: Client) -> list[types.Tool]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_every_graph_is_a_tool_with_its_input_schema(server: Server, mode: str) -> None:
+async def test_every_graph_is_a_tool_with_its_input_schema(backend: Server, mode: str) -> None:
     """tools/list names each graph's assistant, titled and described, with the graph's input schema."""
-    async with connect(server, mode) as client:
+    async with connect(backend, mode) as client:
         tools = {tool.name: tool for tool in await _all_tools(client)}
     assert {"echo", "failing", "ask", "chat"} <= set(tools)
     echo = tools["echo"]
@@ -64,9 +64,9 @@ async def test_every_graph_is_a_tool_with_its_input_schema(server: Server, mode:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_calling_a_tool_runs_the_graph_and_returns_its_output(server: Server, mode: str) -> None:
+async def test_calling_a_tool_runs_the_graph_and_returns_its_output(backend: Server, mode: str) -> None:
     """tools/call runs the assistant with the arguments as input; the final state is text and structured."""
-    async with connect(server, mode) as client:
+    async with connect(backend, mode) as client:
         result = await client.call_tool("echo", {"value": {"n": 42}})
     assert result.is_error is False
     assert result.structured_content == {"value": {"n": 42}, "echoed": {"n": 42}, "steps": ["echo"]}
@@ -83,17 +83,17 @@ async def test_a_tool_call_leaves_no_thread_behind(server: Server, client: LangG
     assert found == []
 
 
-async def test_a_failing_graph_is_an_error_result(server: Server) -> None:
+async def test_a_failing_graph_is_an_error_result(backend: Server) -> None:
     """A graph that raises gives isError with its error, not a protocol error."""
-    async with connect(server) as client:
+    async with connect(backend) as client:
         result = await client.call_tool("failing", {})
     assert result.is_error is True
     assert FAILURE_MESSAGE in _text(result)
 
 
-async def test_an_interrupting_graph_is_an_error_result_carrying_its_question(server: Server) -> None:
+async def test_an_interrupting_graph_is_an_error_result_carrying_its_question(backend: Server) -> None:
     """A graph stopping at interrupt() cannot be resumed statelessly: isError, with the state and the question."""
-    async with connect(server) as client:
+    async with connect(backend) as client:
         result = await client.call_tool("ask", {"question": "proceed?"})
     assert result.is_error is True
     structured = result.structured_content
