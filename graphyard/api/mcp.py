@@ -84,7 +84,9 @@ async def _visible_assistants(request: Request) -> list[tuple[str, Assistant]]:
 
 async def _tool(request: Request, name: str, assistant: Assistant) -> types.Tool:
     schemas = await services(request).graphs.schemas(assistant.graph_id, assistants.graph_config(assistant))
-    input_schema = schemas.get("input_schema") or {}
+    # Where LangGraph cannot express the input schema (message states, often), the state schema is
+    # what the graph takes as input anyway.
+    input_schema = schemas.get("input_schema") or schemas.get("state_schema") or {}
     if input_schema.get("type") != "object":
         # MCP requires an object at the root; a graph taking anything else gets an open object.
         input_schema = {"type": "object"}
