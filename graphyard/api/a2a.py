@@ -22,10 +22,11 @@ from starlette.responses import Response
 import graphyard
 from graphyard.api import a2a_tasks
 from graphyard.api.deps import authorize, services
-from graphyard.api.errors import json_error
+from graphyard.api.errors import json_error, status_of
 from graphyard.api.runs import cancel_value, create_run
 from graphyard.api.sse import HEARTBEAT, HEARTBEAT_SECONDS, sse_response
 from graphyard.errors import GraphyardError, NotFound, NothingToCancel
+from graphyard.logs import get_logger
 from graphyard.records import Assistant, CancelAction, Json, Run, ThreadStatus, system_assistant_id
 from graphyard.serde import dumps
 from graphyard.services import assistants, runs, threads
@@ -37,6 +38,8 @@ REQUESTS: dict[str, type[BaseModel]] = {
     "tasks/cancel": a2a.CancelTaskRequest,
 }
 IO_MODES = ["text/plain", "application/json"]
+
+log = get_logger("graphyard.a2a")
 
 
 class RpcError(Exception):
@@ -176,6 +179,11 @@ def _frame(request_id: Any, result: BaseModel) -> bytes:
     return b"data: " + dumps(_reply(request_id, result)) + b"\n\n"
 
 
+def _error_frame(request_id: Any, error: BaseModel) -> bytes:
+    body = {"jsonrpc": "2.0", "id": request_id, "error": error.model_dump(mode="json", exclude_none=True)}
+    return b"data: " + dumps(body) + b"\n\n"
+
+
 async def _stream(request: Request, request_id: Any, run: Run) -> AsyncIterator[bytes]:
     """The task, `working`, then the result artifact and the final status; heartbeats while it runs."""
     yield _frame(request_id, a2a_tasks.task(run))
@@ -188,6 +196,14 @@ async def _stream(request: Request, request_id: Any, run: Run) -> AsyncIterator[
                 break
             yield HEARTBEAT
         ended = waiter.result()
+    except NotFound:
+        # Rolled back (deleted) while we waited: the response has started, so the error goes in-band.
+        yield _error_frame(request_id, a2a.TaskNotFoundError(message=f"Task {run.run_id} was deleted"))
+        return
+    except Exception as exc:
+        log.error("a2a stream failed", run_id=run.run_id, exc_info=exc)
+        yield _error_frame(request_id, a2a.InternalError(message="The task's stream failed; read it with tasks/get"))
+        return
     finally:
         if not waiter.done():
             waiter.cancel()
@@ -241,7 +257,9 @@ async def rpc(request: Request) -> Response:
     except NotFound:
         raise
     except GraphyardError as exc:
-        # A run the server refused (busy thread, bad input): the caller's mistake, said in JSON-RPC.
+        # A run the server refused (busy thread, bad input) is the caller's to fix, said in JSON-RPC.
+        if status_of(exc) >= 500:
+            return _error(request_id, a2a.InternalError(message=exc.message))
         return _error(request_id, a2a.InvalidParamsError(message=exc.message))
     return Response(dumps(_reply(request_id, result)), media_type="application/json")
 
