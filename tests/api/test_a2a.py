@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a import types as sdk_types
+from a2a.client import ClientConfig, create_client
 from a2a.compat.v0_3 import types as a2a
+from google.protobuf import json_format, struct_pb2
 from langgraph_sdk import get_client
 
 from tests.api.support import (
@@ -300,3 +303,38 @@ async def test_bad_input_corpus_on_mcp_and_a2a_never_gets_a_500(server: Server) 
                 if status >= 500 or status == DROPPED or "json" not in content_type:
                     failures.append(f"POST {path} body {(content or b'')[:80]!r}: {status} {body[:200]!r}")
     assert not failures, "\n".join(failures)
+
+
+async def test_the_a2a_sdk_client_sends_streams_gets_and_cancels(backend: Server) -> None:
+    """The A2A SDK's own client, from the agent card on: send, stream, get, and cancel a running task."""
+    message = sdk_types.Message(
+        role=sdk_types.Role.ROLE_USER, message_id=uuid.uuid4().hex, parts=[sdk_types.Part(text="hi sdk")]
+    )
+    long_one = sdk_types.Message(
+        role=sdk_types.Role.ROLE_USER,
+        message_id=uuid.uuid4().hex,
+        parts=[sdk_types.Part(data=json_format.ParseDict({"delay": 30}, struct_pb2.Value()))],
+    )
+    # The SDK's default HTTP client gives up after 5 s, too short on a loaded 2-core machine.
+    async with httpx.AsyncClient(timeout=60) as http:
+        for streaming in (False, True):
+            config = ClientConfig(streaming=streaming, httpx_client=http)
+            async with await create_client(f"{backend.url}/a2a/chat", client_config=config) as client:
+                request = sdk_types.SendMessageRequest(message=message)
+                updates = [item async for item in client.send_message(request)]
+                task_id = next(u.task.id for u in updates if u.HasField("task"))
+                got = await client.get_task(sdk_types.GetTaskRequest(id=task_id))
+            assert got.status.state == sdk_types.TaskState.TASK_STATE_COMPLETED
+            assert got.artifacts[0].parts[0].text == CHAT_REPLY
+            if streaming:
+                assert updates[-1].status_update.status.state == sdk_types.TaskState.TASK_STATE_COMPLETED
+        config = ClientConfig(streaming=False, httpx_client=http)
+        async with await create_client(f"{backend.url}/a2a/slow", client_config=config) as slow:
+            request = sdk_types.SendMessageRequest(
+                message=long_one, configuration=sdk_types.SendMessageConfiguration(return_immediately=True)
+            )
+            sent = [item async for item in slow.send_message(request)]
+            started = sent[0].task
+            canceled = await slow.cancel_task(sdk_types.CancelTaskRequest(id=started.id))
+    assert started.status.state in (sdk_types.TaskState.TASK_STATE_SUBMITTED, sdk_types.TaskState.TASK_STATE_WORKING)
+    assert canceled.status.state == sdk_types.TaskState.TASK_STATE_CANCELED
