@@ -140,6 +140,12 @@ async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolR
     if chosen is None:
         raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}. tools/list names the tools there are.")
     payload: Json = {"assistant_id": chosen.assistant_id, "input": params.arguments or {}}
+    # The reference also takes the run's `context` beside the arguments (not an MCP field: read it raw).
+    context = (ctx.params or {}).get("context")
+    if context is not None:
+        if not isinstance(context, dict):
+            raise MCPError(types.INVALID_PARAMS, "context must be an object (the graph's runtime context)")
+        payload["context"] = context
     try:
         run, sub = await create_listened(request, payload, thread_id=None)
     except GraphyardError as exc:

@@ -170,6 +170,17 @@ async def test_http_surface_answers_as_the_reference(http: httpx.AsyncClient) ->
     assert result["serverInfo"]["name"] == "graphyard"
 
 
+async def test_a_call_may_carry_the_runs_context(http: httpx.AsyncClient) -> None:
+    """tools/call takes the graph's runtime `context` beside the arguments, as the reference does."""
+    params = {"name": "slow", "arguments": {"delay": 0}, "context": {"tag": "t"}}
+    res = await http.post("/mcp", json=_rpc("tools/call", params), headers=ACCEPT)
+    result = res.json()["result"]
+    assert result["isError"] is False
+    assert result["structuredContent"]["steps"] == ["s1:t", "s2:t", "s3:t"]
+    bad = await http.post("/mcp", json=_rpc("tools/call", {**params, "context": "t"}), headers=ACCEPT)
+    assert bad.json()["error"]["code"] == types.INVALID_PARAMS
+
+
 async def test_bad_input_is_a_json_rpc_error_not_a_500(http: httpx.AsyncClient) -> None:
     """A bad cursor, a call without a name and a body that is not JSON are client errors."""
     bad_cursor = await http.post("/mcp", json=_rpc("tools/list", {"cursor": "abc"}), headers=ACCEPT)
