@@ -40,10 +40,11 @@ NOT_IN_TOOL_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 def tool_name(assistant: Assistant, taken: set[str]) -> str:
     """The assistant's name made a valid tool name; a name already taken gets the assistant id's head."""
-    name = NOT_IN_TOOL_NAME.sub("_", assistant.name)[:128] or "assistant"
-    if name in taken:
-        name = f"{name[:119]}_{assistant.assistant_id[:8]}"
-    return name
+    base = NOT_IN_TOOL_NAME.sub("_", assistant.name)[:128] or "assistant"
+    for name in (base, f"{base[:119]}_{assistant.assistant_id[:8]}"):
+        if name not in taken:
+            return name
+    return f"{base[:91]}_{assistant.assistant_id}"  # assistant ids are unique, so this name is
 
 
 def _request(ctx: ServerRequestContext[Any, Any]) -> Request:
