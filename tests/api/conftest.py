@@ -34,8 +34,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
         server = made._spawn(
             ["serve", "--host", "127.0.0.1", "--port", str(port)], made.env(N_JOBS_PER_WORKER="4"), port
         )
-        # A fresh database is migrated at startup (ours and LangGraph's): slower than `dev` on a loaded machine.
-        wait_ready_blocking(server, timeout=120)
+        # A fresh database is migrated at startup: slower than `dev`; within the 60 s test timeout.
+        wait_ready_blocking(server, timeout=50)
         yield server
     finally:
         for process in made.processes:
