@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp
 
-from graphyard.api import a2a, assistants, crons, mcp, meta, runs, store, threads
+from graphyard.api import assistants, crons, meta, runs, store, threads
+from graphyard.api.lazy import LazyApp
 
 
 def routes() -> list[Route]:
@@ -76,18 +78,47 @@ def routes() -> list[Route]:
     ]
 
 
+# The MCP and A2A SDKs add about a quarter to the server's import time: their modules are imported
+# when /mcp or /a2a is first called (imports inside functions only for this, as storage adapters are).
+
+
+def _mcp_endpoint() -> ASGIApp:
+    from graphyard.api import mcp
+
+    return mcp.McpEndpoint()
+
+
+def _a2a_rpc() -> ASGIApp:
+    from graphyard.api import a2a
+
+    return request_response(a2a.rpc)
+
+
+def _a2a_card() -> ASGIApp:
+    from graphyard.api import a2a
+
+    return request_response(a2a.agent_card)
+
+
+def _a2a_root_card() -> ASGIApp:
+    from graphyard.api import a2a
+
+    return request_response(a2a.root_agent_card)
+
+
 def mcp_routes() -> list[Route]:
     """/mcp: every assistant as an MCP tool (streamable HTTP). A group of its own, so it can be left out."""
-    endpoint = mcp.McpEndpoint()
+    endpoint = LazyApp(_mcp_endpoint)
     return [Route("/mcp", endpoint), Route("/mcp/", endpoint)]
 
 
 def a2a_routes() -> list[Route]:
     """/a2a/{assistant_id}: every assistant as an A2A agent, and its agent cards. A group of its own."""
     a = "/a2a/{assistant_id}"
+    card = LazyApp(_a2a_card)
     return [
-        Route(a, a2a.rpc, methods=["POST"]),
-        Route(a + "/.well-known/agent-card.json", a2a.agent_card, methods=["GET"]),
-        Route(a + "/.well-known/agent.json", a2a.agent_card, methods=["GET"]),
-        Route("/.well-known/agent-card.json", a2a.root_agent_card, methods=["GET"]),
+        Route(a, LazyApp(_a2a_rpc), methods=["POST"]),
+        Route(a + "/.well-known/agent-card.json", card, methods=["GET"]),
+        Route(a + "/.well-known/agent.json", card, methods=["GET"]),
+        Route("/.well-known/agent-card.json", LazyApp(_a2a_root_card), methods=["GET"]),
     ]

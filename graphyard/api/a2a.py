@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -23,8 +23,9 @@ import graphyard
 from graphyard.api import a2a_tasks
 from graphyard.api.deps import authorize, services
 from graphyard.api.errors import json_error, status_of
-from graphyard.api.runs import cancel_value, create_run
+from graphyard.api.runs import cancel_value, create_listened
 from graphyard.api.sse import HEARTBEAT, HEARTBEAT_SECONDS, sse_response
+from graphyard.broker.ports import Subscription
 from graphyard.errors import GraphyardError, NotFound, NothingToCancel
 from graphyard.logs import get_logger
 from graphyard.records import Assistant, CancelAction, Json, Run, ThreadStatus, system_assistant_id
@@ -110,47 +111,53 @@ async def _task_run(request: Request, assistant: Assistant, task_id: str, action
     return run
 
 
-async def _start(request: Request, assistant: Assistant, params: a2a.MessageSendParams) -> Run:
-    """A run for the message: a reply to an input-required task resumes it, anything else is new input."""
+def _from_parts(read: Callable[[a2a.Message], Any], message: a2a.Message) -> Any:
+    try:
+        return read(message)
+    except ValueError as exc:
+        raise RpcError(a2a.ContentTypeNotSupportedError(message=str(exc))) from None
+
+
+async def _start(request: Request, assistant: Assistant, params: a2a.MessageSendParams) -> tuple[Run, Subscription]:
+    """A run for the message, and a subscription to it made before it existed (so its end is never
+    missed): a reply to an input-required task resumes it, anything else is new input."""
     message = params.message
     thread_id = _uuid(message.context_id, "contextId")
     payload: Json = {"assistant_id": assistant.assistant_id, "if_not_exists": "create"}
-    try:
-        if message.task_id is not None:
-            earlier = await _task_run(request, assistant, message.task_id)
-            if thread_id is not None and thread_id != earlier.thread_id:
-                raise RpcError(a2a.InvalidParamsError(message="taskId belongs to another contextId"))
-            thread_id = earlier.thread_id
-            flt = await authorize(request, "threads", "read", {"thread_id": uuid.UUID(thread_id)})
-            thread = await threads.get(services(request), thread_id, flt)
-            if thread.status is not ThreadStatus.INTERRUPTED:
-                raise RpcError(
-                    a2a.InvalidParamsError(
-                        message=f"Task {message.task_id} is not waiting for input; send without taskId to start one"
-                    )
+    if message.task_id is not None:
+        earlier = await _task_run(request, assistant, message.task_id)
+        if thread_id is not None and thread_id != earlier.thread_id:
+            raise RpcError(a2a.InvalidParamsError(message="taskId belongs to another contextId"))
+        thread_id = earlier.thread_id
+        flt = await authorize(request, "threads", "read", {"thread_id": uuid.UUID(thread_id)})
+        thread = await threads.get(services(request), thread_id, flt)
+        if thread.status is not ThreadStatus.INTERRUPTED:
+            raise RpcError(
+                a2a.InvalidParamsError(
+                    message=f"Task {message.task_id} is not waiting for input; send without taskId to start one"
                 )
-            payload["command"] = {"resume": a2a_tasks.resume_value(message)}
-        else:
-            payload["input"] = a2a_tasks.run_input(message)
-    except ValueError as exc:
-        raise RpcError(a2a.ContentTypeNotSupportedError(message=str(exc))) from None
+            )
+        payload["command"] = {"resume": _from_parts(a2a_tasks.resume_value, message)}
+    else:
+        payload["input"] = _from_parts(a2a_tasks.run_input, message)
     # A message without a context starts a new thread (kept, so the task can be read and continued).
-    return await create_run(request, payload, thread_id=thread_id or runs.new_run_id(), run_id=None)
+    return await create_listened(request, payload, thread_id=thread_id or runs.new_run_id())
 
 
-async def _finished(request: Request, run: Run) -> Run:
+async def _finished(request: Request, run: Run, sub: Subscription) -> Run:
     """The run once it is terminal (it ends by its own timeout at the latest)."""
     svc = services(request)
-    await runs.result(svc, run.run_id)
+    await runs.result(svc, run.run_id, sub)
     return await runs.get(svc, run.thread_id, run.run_id)
 
 
 async def _send(request: Request, assistant: Assistant, params: a2a.MessageSendParams) -> a2a.Task:
-    run = await _start(request, assistant, params)
+    run, sub = await _start(request, assistant, params)
     config = params.configuration
     if config is not None and config.blocking is False:
+        await sub.aclose()
         return a2a_tasks.task(run)
-    return a2a_tasks.task(await _finished(request, run), config.history_length if config else None)
+    return a2a_tasks.task(await _finished(request, run, sub), config.history_length if config else None)
 
 
 async def _get(request: Request, assistant: Assistant, params: a2a.TaskQueryParams) -> a2a.Task:
@@ -184,11 +191,11 @@ def _error_frame(request_id: Any, error: BaseModel) -> bytes:
     return b"data: " + dumps(body) + b"\n\n"
 
 
-async def _stream(request: Request, request_id: Any, run: Run) -> AsyncIterator[bytes]:
+async def _stream(request: Request, request_id: Any, run: Run, sub: Subscription) -> AsyncIterator[bytes]:
     """The task, `working`, then the result artifact and the final status; heartbeats while it runs."""
     yield _frame(request_id, a2a_tasks.task(run))
     yield _frame(request_id, a2a_tasks.status_event(run, final=False, state=a2a.TaskState.working))
-    waiter = asyncio.ensure_future(_finished(request, run))
+    waiter = asyncio.ensure_future(_finished(request, run, sub))
     try:
         while True:
             done, _ = await asyncio.wait({waiter}, timeout=HEARTBEAT_SECONDS)
@@ -243,8 +250,8 @@ async def rpc(request: Request) -> Response:
         assistant = await _assistant(request, request.path_params["assistant_id"])
         call = _typed(body)
         if isinstance(call, a2a.SendStreamingMessageRequest):
-            run = await _start(request, assistant, call.params)
-            return sse_response(_stream(request, request_id, run))
+            run, sub = await _start(request, assistant, call.params)
+            return sse_response(_stream(request, request_id, run, sub))
         if isinstance(call, a2a.SendMessageRequest):
             result: BaseModel = await _send(request, assistant, call.params)
         elif isinstance(call, a2a.GetTaskRequest):
