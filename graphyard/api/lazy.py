@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,5 +17,6 @@ class LazyApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._app is None:
-            self._app = self._load()
+            # Importing takes a while: in a thread, so the event loop keeps serving other requests.
+            self._app = await asyncio.to_thread(self._load)
         await self._app(scope, receive, send)
