@@ -63,7 +63,7 @@ SEARCH = s.schema(
 )
 COUNT = s.schema({"metadata": s.OBJ_OR_NULL, "graph_id": s.STR_OR_NULL, "name": s.STR_OR_NULL})
 VERSIONS = s.schema({"metadata": s.OBJ_OR_NULL, "limit": s.LIMIT, "offset": s.OFFSET})
-LATEST = s.schema({"version": {"type": "integer"}}, ["version"])
+LATEST = s.schema({"version": s.VERSION}, ["version"])
 
 
 async def _read_filter(request: Request, assistant_id: str) -> Json | None:

@@ -390,8 +390,8 @@ async def list_runs(request: Request) -> Response:
     status = request.query_params.get("status") or None
     if status is not None and status not in RUN_STATUSES:
         raise Unprocessable(f"status must be one of {RUN_STATUSES}")
-    limit = s.query_int(request, "limit", 10, minimum=1, maximum=1000)
-    offset = s.query_int(request, "offset", 0, minimum=0)
+    limit = s.query_int(request, "limit", s.LIMIT, 10)
+    offset = s.query_int(request, "offset", s.OFFSET, 0)
     flt = await authorize(request, "threads", "search", {"thread_id": uuid.UUID(thread_id), "metadata": {}})
     found = await runs.list_runs(
         services(request),

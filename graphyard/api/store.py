@@ -23,7 +23,7 @@ PUT = s.schema(
         "key": {"type": "string"},
         "value": s.OBJ,
         "index": {"anyOf": [{"const": False}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
-        "ttl": {"type": ["number", "null"]},
+        "ttl": s.TTL,
     },
     ["namespace", "key", "value"],
 )
@@ -42,7 +42,7 @@ NAMESPACES = s.schema(
     {
         "prefix": LABELS_OR_NULL,
         "suffix": LABELS_OR_NULL,
-        "max_depth": {"type": ["integer", "null"], "minimum": 1},
+        "max_depth": {"type": ["integer", "null"], "minimum": 1, "maximum": s.INT32_MAX},
         "limit": s.LIMIT,
         "offset": s.OFFSET,
     }

@@ -33,9 +33,8 @@ SELECT_FIELDS = [
 ]
 TTL: Json = {
     "anyOf": [
-        {"type": "null"},
-        {"type": "number"},
-        {"type": "object", "properties": {"strategy": {"enum": ["delete", "keep_latest"]}, "ttl": {"type": "number"}}},
+        s.TTL,
+        {"type": "object", "properties": {"strategy": {"enum": ["delete", "keep_latest"]}, "ttl": s.TTL}},
     ]
 }
 CREATE = s.schema(
@@ -82,7 +81,7 @@ STATE_AT = s.schema({"checkpoint": s.CHECKPOINT, "subgraphs": {"type": ["boolean
 BEFORE: Json = {"anyOf": [{"type": "string"}, s.CHECKPOINT, {"type": "object"}]}
 HISTORY = s.schema(
     {
-        "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "limit": s.LIMIT,
         "before": BEFORE,
         "metadata": s.OBJ_OR_NULL,
         "checkpoint": s.CHECKPOINT,
@@ -303,7 +302,7 @@ def _before(raw: Any) -> Json | None:
 async def history(request: Request) -> Response:
     thread_id = _thread_id(request)
     if request.method == "GET":
-        limit = s.query_int(request, "limit", 1, minimum=1, maximum=1000)
+        limit = s.query_int(request, "limit", s.LIMIT, 1)
         body: Json = {"limit": limit, "before": request.query_params.get("before") or None}
     else:
         body = await s.body(request, HISTORY)
