@@ -34,6 +34,13 @@ OFFSET: Json = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
 VERSION: Json = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
 TTL: Json = {"type": ["number", "null"], "minimum": 0, "maximum": TTL_MINUTES_MAX}
 SORT_ORDER: Json = {"enum": ["asc", "desc", None]}
+# Query flags: "true", "1" or "yes" (any case) is true, anything else false, as the reference reads them.
+QUERY_BOOL: Json = {"type": "boolean"}
+# What page_headers() sends with a search's page.
+PAGE_HEADERS: dict[str, Json] = {
+    "X-Pagination-Total": {"type": "string", "pattern": "^[0-9]+$"},
+    "X-Pagination-Next": {"type": "string", "pattern": "^[0-9]+$"},
+}
 UUID_STR: Json = {"type": "string", "format": "uuid"}
 NODES: Json = {"anyOf": [{"const": "*"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]}
 CHECKPOINT: Json = {
