@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateUpdate
 
-from graphyard.errors import CheckpointNotFound, Conflict, InvalidRequest, ThreadExists, ThreadNotFound
+from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFound
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
 from graphyard.serde import dumps
 from graphyard.services import state as st
@@ -190,17 +190,8 @@ async def get_state(
         snap = await graph.aget_state(st.thread_config(thread_id, checkpoint), subgraphs=subgraphs)
     state = st.snapshot_json(snap)
     if state["checkpoint"] is None and (checkpoint or {}).get("checkpoint_id"):
-        raise _checkpoint_not_found(thread_id, checkpoint)
+        raise st.checkpoint_not_found(thread_id, checkpoint)
     return state
-
-
-def _checkpoint_not_found(thread_id: str, checkpoint: Json | None) -> CheckpointNotFound:
-    wanted = checkpoint or {}
-    where = f" in namespace '{wanted['checkpoint_ns']}'" if wanted.get("checkpoint_ns") else ""
-    return CheckpointNotFound(
-        f"Checkpoint {wanted.get('checkpoint_id')}{where} not found on thread {thread_id}; "
-        "take checkpoint ids from the thread's state or history"
-    )
 
 
 async def history(
@@ -242,9 +233,7 @@ async def update_state(
         ids = ", ".join(r.run_id for r in inflight)
         raise Conflict(f"Thread {thread_id} has in-flight runs: {ids}")
     config = st.thread_config(thread_id, checkpoint)
-    # Forking from a checkpoint that does not exist would silently start from an empty state.
-    if (checkpoint or {}).get("checkpoint_id") and await svc.storage.checkpointer.aget_tuple(config) is None:
-        raise _checkpoint_not_found(thread_id, checkpoint)
+    await st.require_checkpoint(svc, thread_id, checkpoint)
     async with st.thread_graph(svc, thread) as graph:
         try:
             saved = await graph.aupdate_state(config, values, as_node=as_node)

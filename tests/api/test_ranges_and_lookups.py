@@ -207,3 +207,29 @@ async def test_state_update_from_an_unknown_checkpoint_is_404(http: httpx.AsyncC
         assert missing in response.json()["detail"]
     after = await client.threads.get_state(thread_id)
     assert obj(after["checkpoint"])["checkpoint_id"] == obj(before["checkpoint"])["checkpoint_id"]
+
+
+@pytest.mark.parametrize("field", ["checkpoint_id", "checkpoint"])
+async def test_run_from_an_unknown_checkpoint_is_404_and_creates_nothing(
+    http: httpx.AsyncClient, client: LangGraphClient, field: str
+) -> None:
+    """A run asked to start from a checkpoint id the thread never had is a 404 naming it, and no run is made."""
+    thread_id = await _ran_nested(client)
+    missing = str(uuid.uuid4())
+    value: Any = missing if field == "checkpoint_id" else {"checkpoint_id": missing}
+    for suffix in ("", "/wait", "/stream"):
+        response = await http.post(
+            f"/threads/{thread_id}/runs{suffix}", json={"assistant_id": "nested", "input": None, field: value}
+        )
+        assert response.status_code == 404, f"{suffix}: {response.text}"
+        assert missing in response.json()["detail"]
+    assert len(await client.runs.list(thread_id)) == 1
+
+
+async def test_run_from_a_known_checkpoint_still_starts(client: LangGraphClient) -> None:
+    """A run from a checkpoint in the thread's history starts there, as time travel needs."""
+    thread_id = await _ran_nested(client)
+    history = await client.threads.get_history(thread_id, limit=10)
+    first = str(obj(history[-1]["checkpoint"])["checkpoint_id"])
+    result = await client.runs.wait(thread_id, "nested", input=None, checkpoint_id=first)
+    assert obj(result)["steps"] == ["emit"]
