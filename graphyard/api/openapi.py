@@ -137,8 +137,9 @@ def document(routes: Iterable[BaseRoute], *, title: str, version: str, security:
 def _walk(routes: Iterable[BaseRoute], prefix: str) -> Iterable[tuple[str, list[str], Any]]:
     for route in routes:
         if isinstance(route, Route):
-            if route.include_in_schema and route.methods:
-                yield prefix + route.path, sorted(route.methods), route.endpoint
+            if route.include_in_schema:
+                # A route without methods (an ASGI app or endpoint class) takes any: listed as GET and POST.
+                yield prefix + route.path, sorted(route.methods or ("GET", "POST")), route.endpoint
         elif isinstance(route, Mount):
             # A mounted app with a route table (a custom Starlette/FastAPI app) is listed route by
             # route; a mounted ASGI app without one (static files) is not an API.
