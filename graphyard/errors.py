@@ -35,6 +35,10 @@ class CronNotFound(NotFound):
     """Cron not found."""
 
 
+class CheckpointNotFound(NotFound):
+    """Checkpoint not found."""
+
+
 class ThreadOrAssistantNotFound(NotFound):
     """Thread or assistant not found."""
 

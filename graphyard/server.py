@@ -87,7 +87,7 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with running_services(settings, graphs, exclusive=exclusive) as svc:
             log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
-            yield {"services": svc, "auth": auth}
+            yield {"services": svc, "auth": auth, "auth_openapi": (project.auth or {}).get("openapi")}
 
     middleware = [
         Middleware(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route, request_response
+from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp
 
-from graphyard.api import assistants, crons, meta, runs, store, threads
+from graphyard.api import assistants, crons, docs, meta, runs, store, threads
 from graphyard.api.lazy import LazyApp
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     a = "/assistants/{assistant_id}"
     t = "/threads/{thread_id}"
     r = t + "/runs/{run_id}"
@@ -43,7 +43,8 @@ def routes() -> list[Route]:
         Route(t + "/state", threads.update_state, methods=["POST"]),
         Route(t + "/state/checkpoint", threads.get_state_at, methods=["POST"]),
         Route(t + "/state/{checkpoint_id}", threads.get_state, methods=["GET"]),
-        Route(t + "/history", threads.history, methods=["GET", "POST"]),
+        Route(t + "/history", threads.history_get, methods=["GET"]),
+        Route(t + "/history", threads.history, methods=["POST"]),
         Route(t + "/stream", threads.join_stream, methods=["GET"]),
         # runs on a thread
         Route(t + "/runs", runs.create_stateful, methods=["POST"]),
@@ -75,6 +76,8 @@ def routes() -> list[Route]:
         Route("/store/items", store.delete_item, methods=["DELETE"]),
         Route("/store/items/search", store.search_items, methods=["POST"]),
         Route("/store/namespaces", store.list_namespaces, methods=["POST"]),
+        # /openapi.json is built from this table (see api/openapi.py), and /docs renders it
+        *docs.routes(),
     ]
 
 

@@ -8,8 +8,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from graphyard.api import responses as r
 from graphyard.api import schemas as s
 from graphyard.api.deps import authorize, services
+from graphyard.api.openapi import Query, operation
 from graphyard.errors import AssistantNotFound, GraphNotFound, Unprocessable
 from graphyard.records import Json, system_assistant_id
 from graphyard.services import assistants
@@ -63,13 +65,24 @@ SEARCH = s.schema(
 )
 COUNT = s.schema({"metadata": s.OBJ_OR_NULL, "graph_id": s.STR_OR_NULL, "name": s.STR_OR_NULL})
 VERSIONS = s.schema({"metadata": s.OBJ_OR_NULL, "limit": s.LIMIT, "offset": s.OFFSET})
-LATEST = s.schema({"version": {"type": "integer"}}, ["version"])
+LATEST = s.schema({"version": s.VERSION}, ["version"])
+
+
+# The graph routes take a graph name as well as an assistant UUID.
+GRAPH_PATH = {"assistant_id": {"type": "string", "description": "an assistant UUID or a graph name"}}
+XRAY = Query(
+    {"anyOf": [{"type": "boolean"}, {"type": "integer", "minimum": 1}]},
+    "include subgraphs: true, or how many levels deep",
+)
 
 
 async def _read_filter(request: Request, assistant_id: str) -> Json | None:
     return await authorize(request, "assistants", "read", {"assistant_id": uuid.UUID(assistant_id)})
 
 
+@operation(
+    "Create an assistant", "assistants", body=CREATE, body_required=True, response=r.ref("Assistant"), errors=(404, 409)
+)
 async def create(request: Request) -> Response:
     body = await s.body(request, CREATE)
     assistant_id = body.get("assistant_id") or str(uuid.uuid4())
@@ -99,12 +112,14 @@ async def create(request: Request) -> Response:
     return s.json_response(s.assistant_json(assistant))
 
 
+@operation("Get an assistant", "assistants", response=r.ref("Assistant"), errors=(404,))
 async def get(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     flt = await _read_filter(request, assistant_id)
     return s.json_response(s.assistant_json(await assistants.get(services(request), assistant_id, flt)))
 
 
+@operation("Update an assistant (a new version)", "assistants", body=PATCH, response=r.ref("Assistant"), errors=(404,))
 async def patch(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     body = await s.body(request, PATCH)
@@ -131,6 +146,7 @@ async def patch(request: Request) -> Response:
     return s.json_response(s.assistant_json(assistant))
 
 
+@operation("Delete an assistant", "assistants", status=204, errors=(404,))
 async def delete(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     flt = await authorize(request, "assistants", "delete", {"assistant_id": uuid.UUID(assistant_id)})
@@ -144,6 +160,14 @@ def _known_graph(request: Request, graph_id: str | None) -> None:
         raise GraphNotFound(f"Graph '{graph_id}' not found. Expected one of: {svc.graphs.graph_ids()}")
 
 
+@operation(
+    "Search assistants",
+    "assistants",
+    body=SEARCH,
+    response=r.array(r.partial(r.ASSISTANT)),
+    errors=(404,),
+    headers=s.PAGE_HEADERS,
+)
 async def search(request: Request) -> Response:
     body = await s.body(request, SEARCH)
     _known_graph(request, body.get("graph_id"))
@@ -168,6 +192,7 @@ async def search(request: Request) -> Response:
     )
 
 
+@operation("Count assistants", "assistants", body=COUNT, response={"type": "integer"}, errors=(404,))
 async def count(request: Request) -> Response:
     body = await s.body(request, COUNT)
     _known_graph(request, body.get("graph_id"))
@@ -183,6 +208,13 @@ async def count(request: Request) -> Response:
     return s.json_response(n)
 
 
+@operation(
+    "List an assistant's versions",
+    "assistants",
+    body=VERSIONS,
+    response=r.array(r.ref("AssistantVersion")),
+    errors=(404,),
+)
 async def versions(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     body = await s.body(request, VERSIONS)
@@ -198,6 +230,14 @@ async def versions(request: Request) -> Response:
     return s.json_response([s.version_json(v) for v in found])
 
 
+@operation(
+    "Make a version the assistant's latest",
+    "assistants",
+    body=LATEST,
+    body_required=True,
+    response=r.ref("Assistant"),
+    errors=(404,),
+)
 async def set_latest(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     body = await s.body(request, LATEST)
@@ -237,6 +277,14 @@ def _xray(request: Request) -> bool | int:
     return value
 
 
+@operation(
+    "Drawable graph of an assistant",
+    "assistants",
+    path=GRAPH_PATH,
+    query={"xray": XRAY},
+    response=r.record({"nodes": {"type": "array"}, "edges": {"type": "array"}}),
+    errors=(404,),
+)
 async def graph(request: Request) -> Response:
     graph_id, config = await _graph_of(request)
     xray = _xray(request)
@@ -247,11 +295,22 @@ async def graph(request: Request) -> Response:
     return s.json_response(drawn)
 
 
+@operation(
+    "Input, output, state, config and context schemas", "assistants", path=GRAPH_PATH, response=r.OBJ, errors=(404,)
+)
 async def graph_schemas(request: Request) -> Response:
     graph_id, config = await _graph_of(request)
     return s.json_response(await services(request).graphs.schemas(graph_id, config))
 
 
+@operation(
+    "Schemas of an assistant's subgraphs",
+    "assistants",
+    path=GRAPH_PATH,
+    query={"recurse": Query(s.QUERY_BOOL, "also the subgraphs of subgraphs")},
+    response=r.OBJ,
+    errors=(404,),
+)
 async def subgraphs(request: Request) -> Response:
     graph_id, config = await _graph_of(request)
     namespace = request.path_params.get("namespace")

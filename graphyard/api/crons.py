@@ -8,8 +8,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from graphyard.api import responses as r
 from graphyard.api import schemas as s
 from graphyard.api.deps import auth_user, authorize, services
+from graphyard.api.openapi import operation
 from graphyard.api.runs import RUN_PROPERTIES
 from graphyard.records import Cron, Json, system_assistant_id, uuid7
 from graphyard.services import crons
@@ -146,20 +148,38 @@ async def _create(request: Request, thread_id: str | None) -> Response:
     return s.json_response(cron_json(cron))
 
 
+@operation(
+    "Create a cron creating stateless runs",
+    "crons",
+    body=CREATE,
+    body_required=True,
+    response=r.ref("Cron"),
+    errors=(404, 422),
+)
 async def create_stateless(request: Request) -> Response:
     return await _create(request, None)
 
 
+@operation(
+    "Create a cron creating runs on a thread",
+    "crons",
+    body=CREATE,
+    body_required=True,
+    response=r.ref("Cron"),
+    errors=(404, 422),
+)
 async def create_for_thread(request: Request) -> Response:
     return await _create(request, s.path_uuid(request, "thread_id", "thread"))
 
 
+@operation("Get a cron", "crons", response=r.ref("Cron"), errors=(404,))
 async def get(request: Request) -> Response:
     cron_id = _cron_id(request)
     flt = await authorize(request, "crons", "read", {"cron_id": uuid.UUID(cron_id)})
     return s.json_response(cron_json(await crons.get(services(request), cron_id, flt)))
 
 
+@operation("Update a cron", "crons", body=PATCH, response=r.ref("Cron"), errors=(400, 404))
 async def patch(request: Request) -> Response:
     cron_id = _cron_id(request)
     body = await s.body(request, PATCH)
@@ -181,6 +201,7 @@ async def patch(request: Request) -> Response:
     return s.json_response(cron_json(cron))
 
 
+@operation("Delete a cron", "crons", status=204, errors=(404,))
 async def delete(request: Request) -> Response:
     cron_id = _cron_id(request)
     flt = await authorize(request, "crons", "delete", {"cron_id": uuid.UUID(cron_id)})
@@ -188,6 +209,7 @@ async def delete(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation("Search crons", "crons", body=SEARCH, response=r.array(r.partial(r.CRON)), headers=s.PAGE_HEADERS)
 async def search(request: Request) -> Response:
     body = await s.body(request, SEARCH)
     limit, offset = body.get("limit", 10), body.get("offset", 0)
@@ -215,6 +237,7 @@ async def search(request: Request) -> Response:
     return s.json_response(out, headers=s.page_headers(offset, limit, len(items), total))
 
 
+@operation("Count crons", "crons", body=COUNT, response={"type": "integer"})
 async def count(request: Request) -> Response:
     body = await s.body(request, COUNT)
     value: Json = {

@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from graphyard import __version__
+from graphyard.api import responses as r
+from graphyard.api.openapi import operation
 from graphyard.api.schemas import json_response
 
 
@@ -18,10 +20,12 @@ def _langgraph_version() -> str | None:
         return None
 
 
+@operation("Health check", "meta", response=r.OK)
 async def ok(request: Request) -> Response:
     return json_response({"ok": True, "services": {}})
 
 
+@operation("Server version and feature flags", "meta", response=r.INFO)
 async def info(request: Request) -> Response:
     return json_response(
         {

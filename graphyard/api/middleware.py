@@ -44,8 +44,9 @@ class BodyLimitMiddleware:
             await json_error(413, f"Request body exceeds {self.max_bytes} bytes")(scope, receive, send)
 
 
-# Routes anyone may call: health and server info.
-OPEN_PATHS = frozenset({"/ok", "/info"})
+# Routes anyone may call: health, server info and the API's documentation (its page and assets).
+OPEN_PATHS = frozenset({"/ok", "/info", "/openapi.json", "/docs"})
+OPEN_PREFIXES = ("/docs/",)
 
 
 class AuthMiddleware:
@@ -57,7 +58,8 @@ class AuthMiddleware:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         try:

@@ -12,8 +12,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from graphyard.api import responses as r
 from graphyard.api import schemas as s
 from graphyard.api.deps import auth_user, authorize, project_auth, services
+from graphyard.api.openapi import SSE, Query, operation
 from graphyard.api.sse import error_frame, relay, sse_response, wants
 from graphyard.broker.ports import Subscription
 from graphyard.errors import NotFound, Unprocessable
@@ -62,6 +64,16 @@ CANCEL_MANY = s.schema(
         "status": {"enum": ["pending", "running", "all"]},
     }
 )
+
+
+RUN_ERRORS = (400, 404, 409)
+LOCATION = {"Content-Location": r.STR}
+WAIT_DESCRIPTION = (
+    "The body is the run's final values (or its error as `__error__`), sent when it ends; until then the "
+    "server sends whitespace every few seconds to keep the connection open."
+)
+STREAM_DESCRIPTION = "Server-sent events: `metadata`, then one event per stream mode chunk, then `end`."
+CANCEL_ON_DISCONNECT = Query(s.QUERY_BOOL, "cancel the run if the client goes away")
 
 
 def _thread_id(request: Request) -> str:
@@ -184,6 +196,15 @@ async def _authorize_run(
     return changed, flt, assistant_flt
 
 
+@operation(
+    "Start a run on a thread",
+    "runs",
+    body=RUN_CREATE,
+    body_required=True,
+    response=r.ref("Run"),
+    errors=RUN_ERRORS,
+    headers=LOCATION,
+)
 async def create_stateful(request: Request) -> Response:
     run, _ = await _create(request, stateless=False)
     return s.json_response(
@@ -191,11 +212,28 @@ async def create_stateful(request: Request) -> Response:
     )
 
 
+@operation(
+    "Start a run on a temporary thread",
+    "runs",
+    body=RUN_CREATE,
+    body_required=True,
+    response=r.ref("Run"),
+    errors=RUN_ERRORS,
+    headers=LOCATION,
+)
 async def create_stateless(request: Request) -> Response:
     run, _ = await _create(request, stateless=True)
     return s.json_response(s.run_json(run), headers={"Content-Location": _locations(run, True, "")["Content-Location"]})
 
 
+@operation(
+    "Start several stateless runs",
+    "runs",
+    body={"type": "array", "items": RUN_CREATE.schema},
+    body_required=True,
+    response=r.array(r.ref("Run")),
+    errors=RUN_ERRORS,
+)
 async def batch(request: Request) -> Response:
     raw = await s.read_json(request)
     if not isinstance(raw, list):
@@ -264,10 +302,28 @@ async def _cancel_quietly(svc: Services, run: Run) -> None:
         pass  # it finished meanwhile
 
 
+@operation(
+    "Start a run on a thread and wait for its output",
+    "runs",
+    body=RUN_CREATE,
+    body_required=True,
+    response=r.ANY,
+    errors=RUN_ERRORS,
+    description=WAIT_DESCRIPTION,
+)
 async def wait_stateful(request: Request) -> Response:
     return await _wait(request, stateless=False)
 
 
+@operation(
+    "Start a stateless run and wait for its output",
+    "runs",
+    body=RUN_CREATE,
+    body_required=True,
+    response=r.ANY,
+    errors=RUN_ERRORS,
+    description=WAIT_DESCRIPTION,
+)
 async def wait_stateless(request: Request) -> Response:
     return await _wait(request, stateless=True)
 
@@ -276,6 +332,14 @@ async def _read_filter(request: Request, thread_id: str, run_id: str) -> Json | 
     return await authorize(request, "threads", "read", {"thread_id": uuid.UUID(thread_id), "run_id": uuid.UUID(run_id)})
 
 
+@operation(
+    "Wait for a run's output",
+    "runs",
+    query={"cancel_on_disconnect": CANCEL_ON_DISCONNECT},
+    response=r.ANY,
+    errors=(404,),
+    description=WAIT_DESCRIPTION,
+)
 async def join(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
@@ -309,10 +373,30 @@ async def _stream(request: Request, *, stateless: bool) -> Response:
     return sse_response(body, headers)
 
 
+@operation(
+    "Start a run on a thread and stream its events",
+    "runs",
+    body=RUN_CREATE,
+    body_required=True,
+    media=SSE,
+    response=r.SSE_EVENT,
+    errors=RUN_ERRORS,
+    description=STREAM_DESCRIPTION,
+)
 async def stream_stateful(request: Request) -> Response:
     return await _stream(request, stateless=False)
 
 
+@operation(
+    "Start a stateless run and stream its events",
+    "runs",
+    body=RUN_CREATE,
+    body_required=True,
+    media=SSE,
+    response=r.SSE_EVENT,
+    errors=RUN_ERRORS,
+    description=STREAM_DESCRIPTION,
+)
 async def stream_stateless(request: Request) -> Response:
     return await _stream(request, stateless=True)
 
@@ -332,6 +416,17 @@ def _mode_filter(request: Request) -> set[str] | None:
     return set(values) or None
 
 
+@operation(
+    "Stream a run's events (from the start with Last-Event-ID on a resumable run)",
+    "runs",
+    query={
+        "stream_mode": Query(r.STR, "only these modes: a mode, a comma list or a JSON array", repeated=True),
+        "cancel_on_disconnect": CANCEL_ON_DISCONNECT,
+    },
+    media=SSE,
+    response=r.SSE_EVENT,
+    description="An unknown run answers 200 with one `error` event, as the reference does.",
+)
 async def join_stream(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
@@ -369,6 +464,7 @@ async def join_stream(request: Request) -> Response:
 # --- reads, delete, cancel ------------------------------------------------------------------------
 
 
+@operation("Get a run", "runs", response=r.ref("Run"), errors=(404,))
 async def get(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     flt = await _read_filter(request, thread_id, run_id)
@@ -390,13 +486,23 @@ def _metadata_filter(request: Request) -> Json | None:
     return value
 
 
+LIST_QUERY = {
+    "limit": Query(s.LIMIT),
+    "offset": Query(s.OFFSET),
+    "status": Query({"enum": RUN_STATUSES}),
+    "metadata": Query(r.STR, "a JSON object the runs' metadata must contain"),
+    "select": Query({"enum": sorted(r.RUN["properties"])}, "only these fields", repeated=True),
+}
+
+
+@operation("A thread's runs, newest first", "runs", query=LIST_QUERY, response=r.array(r.partial(r.RUN)), errors=(404,))
 async def list_runs(request: Request) -> Response:
     thread_id = _thread_id(request)
     status = request.query_params.get("status") or None
     if status is not None and status not in RUN_STATUSES:
         raise Unprocessable(f"status must be one of {RUN_STATUSES}")
-    limit = s.query_int(request, "limit", 10, minimum=1, maximum=1000)
-    offset = s.query_int(request, "offset", 0, minimum=0)
+    limit = s.query_int(request, "limit", LIST_QUERY["limit"].schema, 10)
+    offset = s.query_int(request, "offset", LIST_QUERY["offset"].schema, 0)
     flt = await authorize(request, "threads", "search", {"thread_id": uuid.UUID(thread_id), "metadata": {}})
     found = await runs.list_runs(
         services(request),
@@ -411,6 +517,7 @@ async def list_runs(request: Request) -> Response:
     return s.json_response([s.select(s.run_json(r), fields) for r in found])
 
 
+@operation("Delete a run (cancelling it first)", "runs", status=204, errors=(404, 409))
 async def delete(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     value: Json = {"thread_id": uuid.UUID(thread_id), "run_id": uuid.UUID(run_id)}
@@ -428,6 +535,18 @@ def _action(request: Request) -> CancelAction:
         raise Unprocessable("action must be 'interrupt' or 'rollback'") from None
 
 
+ACTION = Query({"enum": [a.value for a in CancelAction]}, "interrupt (keep progress) or rollback (delete the run)")
+
+
+@operation(
+    "Cancel a run",
+    "runs",
+    query={"wait": Query(s.QUERY_BOOL, "answer when the run has stopped"), "action": ACTION},
+    status=202,
+    more={200: r.OBJ},
+    errors=(404, 409),
+    description="With `wait=true` the answer is 200 `{}` once the run has stopped.",
+)
 async def cancel(request: Request) -> Response:
     thread_id, run_id = _thread_id(request), _run_id(request)
     svc = services(request)
@@ -450,6 +569,9 @@ def cancel_value(thread_id: str | None, action: CancelAction, run_ids: list[str]
     }
 
 
+@operation(
+    "Cancel runs by id or by status", "runs", body=CANCEL_MANY, query={"action": ACTION}, status=204, errors=(404,)
+)
 async def cancel_many(request: Request) -> Response:
     body = await s.body(request, CANCEL_MANY)
     has_ids = "run_ids" in body or "thread_id" in body

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, TypeChecker, validators
 from jsonschema.exceptions import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,14 +16,31 @@ from graphyard.errors import Unprocessable
 from graphyard.records import Assistant, AssistantVersion, Json, Run, Thread
 from graphyard.serde import dumps
 
+# The largest integer either database stores (a signed 64-bit BIGINT); offsets past it are refused
+# here, with the field named, instead of failing in the driver as a 500.
+INT64_MAX = 2**63 - 1
+# PostgreSQL `integer` columns (assistant versions) and LangGraph's namespace depth.
+INT32_MAX = 2**31 - 1
+# TTLs are minutes, as in the reference; a century is far past any sensible one and within date arithmetic.
+TTL_MINUTES_MAX = 100 * 366 * 24 * 60
+
 OBJ: Json = {"type": "object"}
 OBJ_OR_NULL: Json = {"type": ["object", "null"]}
 # A RunnableConfig: `configurable` must itself be an object.
 CONFIG: Json = {"type": ["object", "null"], "properties": {"configurable": {"type": ["object", "null"]}}}
 STR_OR_NULL: Json = {"type": ["string", "null"]}
 LIMIT: Json = {"type": "integer", "minimum": 1, "maximum": 1000}
-OFFSET: Json = {"type": "integer", "minimum": 0}
+OFFSET: Json = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
+VERSION: Json = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
+TTL: Json = {"type": ["number", "null"], "minimum": 0, "maximum": TTL_MINUTES_MAX}
 SORT_ORDER: Json = {"enum": ["asc", "desc", None]}
+# Query flags: "true", "1" or "yes" (any case) is true, anything else false, as the reference reads them.
+QUERY_BOOL: Json = {"type": "boolean"}
+# What page_headers() sends with a search's page.
+PAGE_HEADERS: dict[str, Json] = {
+    "X-Pagination-Total": {"type": "string", "pattern": "^[0-9]+$"},
+    "X-Pagination-Next": {"type": "string", "pattern": "^[0-9]+$"},
+}
 UUID_STR: Json = {"type": "string", "format": "uuid"}
 NODES: Json = {"anyOf": [{"const": "*"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]}
 CHECKPOINT: Json = {
@@ -45,11 +62,27 @@ STREAM_MODE: Json = {
 }
 
 
+def _is_int(checker: TypeChecker, value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# "integer" means a JSON number written without a fraction or exponent: 1.0 or 1e3 would reach SQL as
+# a float (which PostgreSQL refuses for LIMIT/OFFSET), and integers past 64 bits arrive as floats.
+TYPES = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_int)
+# jsonschema's extend() is untyped; what it returns is a Draft 2020-12 validator class.
+Validator = cast(
+    type[Draft202012Validator],
+    validators.extend(Draft202012Validator, type_checker=TYPES),  # type: ignore[no-untyped-call]
+)
+
+
 def schema(properties: Json, required: list[str] | None = None) -> Draft202012Validator:
+    """The validator of a JSON object body; its `.schema` is what /openapi.json shows for it."""
     spec: Json = {"type": "object", "properties": properties}
     if required:
         spec["required"] = required
-    return Draft202012Validator(spec, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator: Draft202012Validator = Validator(spec, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return validator
 
 
 async def read_json(request: Request) -> Any:
@@ -113,17 +146,18 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
     return raw.strip().lower() in ("true", "1", "yes")
 
 
-def query_int(request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+def query_int(request: Request, name: str, spec: Json, default: int) -> int:
+    """An integer query parameter within the bounds of `spec` (the schema /openapi.json shows for it)."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = int(raw.strip())
     except ValueError:
         raise Unprocessable(f"Query parameter '{name}' must be an integer") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f" and at most {maximum}" if maximum is not None else ""
-        raise Unprocessable(f"Query parameter '{name}' must be at least {minimum}{bound}")
+    minimum, maximum = spec.get("minimum"), spec.get("maximum")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise Unprocessable(f"Query parameter '{name}' must be between {minimum} and {maximum}")
     return value
 
 

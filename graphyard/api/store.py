@@ -9,8 +9,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from graphyard.api import responses as r
 from graphyard.api import schemas as s
 from graphyard.api.deps import authorize, services
+from graphyard.api.openapi import Query, operation
 from graphyard.errors import InvalidNamespace
 from graphyard.records import Json
 from graphyard.services import store
@@ -23,7 +25,7 @@ PUT = s.schema(
         "key": {"type": "string"},
         "value": s.OBJ,
         "index": {"anyOf": [{"const": False}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
-        "ttl": {"type": ["number", "null"]},
+        "ttl": s.TTL,
     },
     ["namespace", "key", "value"],
 )
@@ -42,11 +44,20 @@ NAMESPACES = s.schema(
     {
         "prefix": LABELS_OR_NULL,
         "suffix": LABELS_OR_NULL,
-        "max_depth": {"type": ["integer", "null"], "minimum": 1},
+        "max_depth": {"type": ["integer", "null"], "minimum": 1, "maximum": s.INT32_MAX},
         "limit": s.LIMIT,
         "offset": s.OFFSET,
     }
 )
+
+# The store answers a bad namespace label with a bare JSON string (422) and a missing key with
+# {"error": ...} (400), as the reference does; other errors carry a `detail`.
+STORE_ERROR: Json = {"anyOf": [r.ref("Error"), r.STR, r.record({"error": r.STR})]}
+GET_QUERY = {
+    "namespace": Query(r.STR, "the namespace's labels joined with '.'"),
+    "key": Query(r.STR, "the item's key", required=True),
+    "refresh_ttl": Query(s.QUERY_BOOL),
+}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -70,6 +81,7 @@ async def _authorize(request: Request, action: str, value: Json) -> tuple[tuple[
     return store.namespace(value.get("namespace")), flt
 
 
+@operation("Put an item", "store", body=PUT, body_required=True, status=204, errors=(400,), error_schema=STORE_ERROR)
 @_bare_namespace_errors
 async def put_item(request: Request) -> Response:
     body = await s.body(request, PUT)
@@ -86,6 +98,14 @@ async def put_item(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    "Get an item (null when there is none)",
+    "store",
+    query=GET_QUERY,
+    response={"anyOf": [r.ref("Item"), {"type": "null"}]},
+    errors=(400,),
+    error_schema=STORE_ERROR,
+)
 @_bare_namespace_errors
 async def get_item(request: Request) -> Response:
     key = request.query_params.get("key")
@@ -100,6 +120,9 @@ async def get_item(request: Request) -> Response:
     return s.json_response(item)
 
 
+@operation(
+    "Delete an item", "store", body=DELETE, body_required=True, status=204, errors=(400,), error_schema=STORE_ERROR
+)
 @_bare_namespace_errors
 async def delete_item(request: Request) -> Response:
     body = await s.body(request, DELETE)
@@ -109,6 +132,14 @@ async def delete_item(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    "Search items under a namespace prefix",
+    "store",
+    body=SEARCH,
+    response=r.record({"items": r.array(r.ref("SearchItem"))}),
+    errors=(400,),
+    error_schema=STORE_ERROR,
+)
 @_bare_namespace_errors
 async def search_items(request: Request) -> Response:
     body = await s.body(request, SEARCH)
@@ -135,6 +166,14 @@ async def search_items(request: Request) -> Response:
     return s.json_response({"items": items})
 
 
+@operation(
+    "List namespaces",
+    "store",
+    body=NAMESPACES,
+    response=r.record({"namespaces": r.array(r.LABELS)}),
+    errors=(400,),
+    error_schema=STORE_ERROR,
+)
 @_bare_namespace_errors
 async def list_namespaces(request: Request) -> Response:
     body = await s.body(request, NAMESPACES)

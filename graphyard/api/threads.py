@@ -9,8 +9,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from graphyard.api import responses as r
 from graphyard.api import schemas as s
 from graphyard.api.deps import authorize, services
+from graphyard.api.openapi import SSE, Query, operation
 from graphyard.api.sse import relay, sse_response
 from graphyard.errors import GraphyardError, Unprocessable
 from graphyard.records import Json, uuid7
@@ -33,9 +35,8 @@ SELECT_FIELDS = [
 ]
 TTL: Json = {
     "anyOf": [
-        {"type": "null"},
-        {"type": "number"},
-        {"type": "object", "properties": {"strategy": {"enum": ["delete", "keep_latest"]}, "ttl": {"type": "number"}}},
+        s.TTL,
+        {"type": "object", "properties": {"strategy": {"enum": ["delete", "keep_latest"]}, "ttl": s.TTL}},
     ]
 }
 CREATE = s.schema(
@@ -82,7 +83,7 @@ STATE_AT = s.schema({"checkpoint": s.CHECKPOINT, "subgraphs": {"type": ["boolean
 BEFORE: Json = {"anyOf": [{"type": "string"}, s.CHECKPOINT, {"type": "object"}]}
 HISTORY = s.schema(
     {
-        "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "limit": s.LIMIT,
         "before": BEFORE,
         "metadata": s.OBJ_OR_NULL,
         "checkpoint": s.CHECKPOINT,
@@ -99,6 +100,15 @@ async def read_filter(request: Request, thread_id: str) -> Json | None:
     return await authorize(request, "threads", "read", {"thread_id": uuid.UUID(thread_id)})
 
 
+@operation(
+    "Create a thread",
+    "threads",
+    body=CREATE,
+    response=r.ref("Thread"),
+    errors=(404, 409),
+    more={201: r.ref("Error")},
+    description="When `supersteps` cannot be written, the thread exists and the answer is 201 with a `detail`.",
+)
 async def create(request: Request) -> Response:
     body = await s.body(request, CREATE)
     svc = services(request)
@@ -124,12 +134,22 @@ async def create(request: Request) -> Response:
     return s.json_response(s.thread_json(thread))
 
 
+@operation("Get a thread", "threads", response=r.ref("Thread"), errors=(404,))
 async def get(request: Request) -> Response:
     thread_id = _thread_id(request)
     flt = await read_filter(request, thread_id)
     return s.json_response(s.thread_json(await threads.get(services(request), thread_id, flt)))
 
 
+@operation(
+    "Update a thread's metadata",
+    "threads",
+    body=PATCH,
+    response=r.ref("Thread"),
+    errors=(404,),
+    more={204: None},
+    description="With `Prefer: return=minimal` the answer is 204 with no body.",
+)
 async def patch(request: Request) -> Response:
     thread_id = _thread_id(request)
     body = await s.body(request, PATCH)
@@ -141,6 +161,7 @@ async def patch(request: Request) -> Response:
     return s.json_response(s.thread_json(thread))
 
 
+@operation("Delete a thread, its runs and checkpoints", "threads", status=204, errors=(404,))
 async def delete(request: Request) -> Response:
     thread_id = _thread_id(request)
     flt = await authorize(request, "threads", "delete", {"thread_id": uuid.UUID(thread_id)})
@@ -164,6 +185,7 @@ def _extract(thread: Json, paths: dict[str, Any]) -> Json:
     return out
 
 
+@operation("Search threads", "threads", body=SEARCH, response=r.array(r.partial(r.THREAD)), headers=s.PAGE_HEADERS)
 async def search(request: Request) -> Response:
     body = await s.body(request, SEARCH)
     limit, offset = body.get("limit", 10), body.get("offset", 0)
@@ -200,6 +222,7 @@ async def search(request: Request) -> Response:
     return s.json_response(out, headers=s.page_headers(offset, limit, len(items), total))
 
 
+@operation("Count threads", "threads", body=COUNT, response={"type": "integer"})
 async def count(request: Request) -> Response:
     body = await s.body(request, COUNT)
     value: Json = {
@@ -220,6 +243,7 @@ async def count(request: Request) -> Response:
     return s.json_response(n)
 
 
+@operation("Copy a thread with its checkpoints", "threads", response=r.ref("Thread"), errors=(404, 409))
 async def copy(request: Request) -> Response:
     thread_id = _thread_id(request)
     flt = await read_filter(request, thread_id)
@@ -232,6 +256,13 @@ async def copy(request: Request) -> Response:
     return s.json_response(s.thread_json(copied))
 
 
+@operation(
+    "Delete threads",
+    "threads",
+    body=PRUNE,
+    body_required=True,
+    response=r.record({"pruned_count": {"type": "integer"}}),
+)
 async def prune(request: Request) -> Response:
     body = await s.body(request, PRUNE)
     if body.get("strategy", "delete") != "delete":
@@ -244,6 +275,13 @@ async def prune(request: Request) -> Response:
 # --- state ----------------------------------------------------------------------------------------
 
 
+@operation(
+    "A thread's state (latest, or at a checkpoint)",
+    "threads",
+    query={"subgraphs": Query(s.QUERY_BOOL, "include subgraph states")},
+    response=r.ref("ThreadState"),
+    errors=(404,),
+)
 async def get_state(request: Request) -> Response:
     thread_id = _thread_id(request)
     checkpoint_id = request.path_params.get("checkpoint_id")
@@ -255,6 +293,14 @@ async def get_state(request: Request) -> Response:
     return s.json_response(state)
 
 
+@operation(
+    "A thread's state at a checkpoint",
+    "threads",
+    body=STATE_AT,
+    body_required=True,
+    response=r.ref("ThreadState"),
+    errors=(404,),
+)
 async def get_state_at(request: Request) -> Response:
     thread_id = _thread_id(request)
     body = await s.body(request, STATE_AT)
@@ -269,6 +315,13 @@ async def get_state_at(request: Request) -> Response:
     return s.json_response(state)
 
 
+@operation(
+    "Write values into a thread's state",
+    "threads",
+    body=STATE_UPDATE,
+    response=r.STATE_UPDATED,
+    errors=(400, 404, 409),
+)
 async def update_state(request: Request) -> Response:
     thread_id = _thread_id(request)
     body = await s.body(request, STATE_UPDATE)
@@ -300,13 +353,37 @@ def _before(raw: Any) -> Json | None:
     return None
 
 
+HISTORY_QUERY = {
+    "limit": Query(s.LIMIT, "how many checkpoints (default 1)"),
+    "before": Query(r.STR, "only checkpoints older than this checkpoint id"),
+}
+
+
+@operation(
+    "A thread's checkpoints, newest first",
+    "threads",
+    query=HISTORY_QUERY,
+    response=r.array(r.ref("ThreadState")),
+    errors=(400, 404),
+)
+async def history_get(request: Request) -> Response:
+    limit = s.query_int(request, "limit", HISTORY_QUERY["limit"].schema, 1)
+    return await _history(request, {"limit": limit, "before": request.query_params.get("before") or None})
+
+
+@operation(
+    "A thread's checkpoints, newest first, filtered",
+    "threads",
+    body=HISTORY,
+    response=r.array(r.ref("ThreadState")),
+    errors=(400, 404),
+)
 async def history(request: Request) -> Response:
+    return await _history(request, await s.body(request, HISTORY))
+
+
+async def _history(request: Request, body: Json) -> Response:
     thread_id = _thread_id(request)
-    if request.method == "GET":
-        limit = s.query_int(request, "limit", 1, minimum=1, maximum=1000)
-        body: Json = {"limit": limit, "before": request.query_params.get("before") or None}
-    else:
-        body = await s.body(request, HISTORY)
     flt = await read_filter(request, thread_id)
     found = await threads.history(
         services(request),
@@ -344,6 +421,18 @@ def _thread_event_filter(modes: set[str]) -> Callable[[str], bool]:
     return accept
 
 
+@operation(
+    "Events of every run on the thread, now and later (never ends by itself)",
+    "threads",
+    query={
+        "stream_mode": Query(
+            {"enum": sorted(THREAD_STREAM_MODES)}, "run_modes, lifecycle, state_update", repeated=True
+        ),
+    },
+    media=SSE,
+    response=r.SSE_EVENT,
+    errors=(404,),
+)
 async def join_stream(request: Request) -> Response:
     """Events of whatever runs on the thread, now and later; never ends on its own."""
     thread_id = _thread_id(request)

@@ -39,6 +39,7 @@ from graphyard.services import assistants
 from graphyard.services.channels import END_EVENT, end_payload, run_channel
 from graphyard.services.context import Services
 from graphyard.services.run_kwargs import RESERVED_METADATA, build_kwargs, strip_reserved
+from graphyard.services.state import require_checkpoint
 from graphyard.services.threads import new_thread
 from graphyard.services.webhooks import validate_webhook
 from graphyard.storage.ports import Session
@@ -101,6 +102,10 @@ async def create(
         temporary=temporary,
         user_id=user_id,
         auth_user=auth_user,
+    )
+    configurable = kwargs["config"]["configurable"]
+    await require_checkpoint(
+        svc, thread_id, {k: configurable.get(k) for k in ("checkpoint_id", "checkpoint_ns") if configurable.get(k)}
     )
     strategy = MultitaskStrategy(payload.get("multitask_strategy") or "enqueue")
     if_not_exists = IfNotExists(payload.get("if_not_exists") or "reject")

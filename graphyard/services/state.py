@@ -10,7 +10,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 
-from graphyard.errors import InvalidRequest
+from graphyard.errors import CheckpointNotFound, InvalidRequest
 from graphyard.records import Json, Thread, ThreadSnapshot, ThreadStatus
 from graphyard.serde import to_jsonable
 from graphyard.services.context import Services
@@ -35,6 +35,24 @@ def thread_config(thread_id: str, checkpoint: Json | None = None) -> RunnableCon
         if key != "thread_id" and value is not None:
             configurable[key] = value
     return RunnableConfig(configurable=configurable)
+
+
+def checkpoint_not_found(thread_id: str, checkpoint: Json | None) -> CheckpointNotFound:
+    wanted = checkpoint or {}
+    where = f" in namespace '{wanted['checkpoint_ns']}'" if wanted.get("checkpoint_ns") else ""
+    return CheckpointNotFound(
+        f"Checkpoint {wanted.get('checkpoint_id')}{where} not found on thread {thread_id}; "
+        "take checkpoint ids from the thread's state or history"
+    )
+
+
+async def require_checkpoint(svc: Services, thread_id: str, checkpoint: Json | None) -> None:
+    """CheckpointNotFound when `checkpoint` names a checkpoint id the thread does not have: starting or
+    forking from it would silently start from an empty state instead."""
+    if not (checkpoint or {}).get("checkpoint_id"):
+        return
+    if await svc.storage.checkpointer.aget_tuple(thread_config(thread_id, checkpoint)) is None:
+        raise checkpoint_not_found(thread_id, checkpoint)
 
 
 def graph_id_of(thread: Thread) -> str | None:

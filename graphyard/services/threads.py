@@ -188,7 +188,10 @@ async def get_state(
         return dict(st.EMPTY_STATE)
     async with st.thread_graph(svc, thread) as graph:
         snap = await graph.aget_state(st.thread_config(thread_id, checkpoint), subgraphs=subgraphs)
-    return st.snapshot_json(snap)
+    state = st.snapshot_json(snap)
+    if state["checkpoint"] is None and (checkpoint or {}).get("checkpoint_id"):
+        raise st.checkpoint_not_found(thread_id, checkpoint)
+    return state
 
 
 async def history(
@@ -229,10 +232,14 @@ async def update_state(
     if inflight:
         ids = ", ".join(r.run_id for r in inflight)
         raise Conflict(f"Thread {thread_id} has in-flight runs: {ids}")
+    config = st.thread_config(thread_id, checkpoint)
+    await st.require_checkpoint(svc, thread_id, checkpoint)
     async with st.thread_graph(svc, thread) as graph:
         try:
-            saved = await graph.aupdate_state(st.thread_config(thread_id, checkpoint), values, as_node=as_node)
-        except InvalidUpdateError as exc:
+            saved = await graph.aupdate_state(config, values, as_node=as_node)
+        except (InvalidUpdateError, ValueError) as exc:
+            # LangGraph's answer to a bad update, e.g. "Subgraph nope not found" for an unknown
+            # checkpoint_ns, or an unknown node: the reference's 400.
             raise InvalidRequest(str(exc)) from exc
         snap = await graph.aget_state(st.thread_config(thread_id))
     await refresh_thread(svc, thread_id, snap)
