@@ -21,6 +21,7 @@ from graphyard.records import Json
 TITLE = "graphyard"
 STATIC = "/docs/static"
 
+# validatorUrl null: no badge fetched from an outside validator, so the page makes no outside request.
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -33,7 +34,6 @@ PAGE = """<!doctype html>
   <div id="swagger-ui"></div>
   <script src="{static}/swagger-ui-bundle.js"></script>
   <script>
-    // validatorUrl null: no badge fetched from an outside validator, so the page makes no outside request.
     window.ui = SwaggerUIBundle({{url: "{spec}", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null}});
   </script>
 </body>
