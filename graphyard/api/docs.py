@@ -21,7 +21,7 @@ from graphyard.records import Json
 TITLE = "graphyard"
 STATIC = "/docs/static"
 
-# validatorUrl null: Swagger UI fetches no badge from an outside validator, so the page makes no outside request.
+# validatorUrl null: no badge fetched from an outside validator, so the page makes no outside request.
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
