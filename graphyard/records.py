@@ -134,10 +134,29 @@ class Run:
     cancel_action: CancelAction | None = None
     output: Any = None
     temporary: bool = False
+    lease_owner: str | None = None
 
     @property
     def is_inflight(self) -> bool:
         return self.status in RUN_INFLIGHT
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease of a running run: who executes it, and which attempt."""
+        if self.lease_owner is None:
+            return None
+        return Lease(self.run_id, self.lease_owner, self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One worker's right to execute one attempt of a run. The attempt number is the fencing token: every
+    claim increments it, so a lease taken over (requeued and claimed again, even by the same worker) never
+    matches the old one, and writes guarded by the old lease are refused."""
+
+    run_id: str
+    owner: str
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,15 @@ from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
+from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine import webhooks
 from graphyard.logs import get_logger
-from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
+from graphyard.records import CancelAction, Json, Lease, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
 from graphyard.serde import dumps, to_jsonable
 from graphyard.services import state as st
 from graphyard.services.channels import END_EVENT, end_payload, run_channel, thread_channel
 from graphyard.services.context import Services
+from graphyard.storage.errors import StorageError
 
 log = get_logger("graphyard.engine")
 
@@ -74,6 +76,12 @@ def _context(svc: Services, graph_id: str, kwargs: Json) -> Any:
     return merged
 
 
+def is_infrastructure(exc: BaseException) -> bool:
+    """An error of graphyard's own storage, checkpointer or broker (a dependency away, a lease lost):
+    it ends the attempt, never the run. Anything else a graph raises is the graph's own error."""
+    return isinstance(exc, StorageError | BrokerUnavailable)
+
+
 def error_body(exc: BaseException) -> Json:
     return {"error": type(exc).__name__, "message": str(exc)}
 
@@ -81,9 +89,10 @@ def error_body(exc: BaseException) -> Json:
 class Execution:
     """The state of one run while it executes in this process."""
 
-    def __init__(self, svc: Services, run: Run) -> None:
+    def __init__(self, svc: Services, run: Run, lease: Lease | None) -> None:
         self.svc = svc
         self.run = run
+        self.lease = lease
         self.channel = run_channel(run.run_id)
         self.thread_channel = thread_channel(run.thread_id)
         self.keep = bool(run.kwargs.get("resumable"))
@@ -109,7 +118,11 @@ class Execution:
         requested = list(kwargs.get("stream_mode") or ["values"])
         modes = {_LANGGRAPH_MODE[m] for m in requested if m in _LANGGRAPH_MODE} | {"values", "updates"}
         subgraphs = bool(kwargs.get("subgraphs"))
-        checkpointer = None if run.temporary else svc.storage.checkpointer
+        checkpointer = None
+        if not run.temporary:
+            # Checkpoint writes of this attempt land only while it holds the run's lease.
+            storage = svc.storage
+            checkpointer = storage.fenced_checkpointer(self.lease) if self.lease else storage.checkpointer
         graph_input: Any = kwargs.get("input")
         if kwargs.get("command"):
             graph_input = _command(kwargs["command"])
@@ -132,7 +145,9 @@ class Execution:
             raise
         except RunCancelled:
             raise
-        except Exception as exc:  # noqa: BLE001 - any graph error becomes run status `error`, never a crash
+        except Exception as exc:  # any graph error becomes run status `error`, never a crash
+            if is_infrastructure(exc):
+                raise  # our dependency failed, not the graph: the worker retries the attempt
             self.log.info("run failed", error=repr(exc))
             body = error_body(exc)
             await self.publish("error", body)
@@ -226,11 +241,14 @@ async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:
     return st.thread_snapshot(snap)
 
 
-async def finish(svc: Services, run: Run, outcome: Outcome) -> None:
-    """Write the run's final status and its thread's status and values in one transaction."""
+async def finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None = None) -> None:
+    """Write the run's final status and its thread's status and values in one transaction; with a lease,
+    only while it is held (LeaseLost otherwise, and nothing is written)."""
     snapshot = outcome.snapshot or await thread_snapshot(svc, run)
     stamp = isoformat(now())
     async with svc.storage.transaction() as tx:
+        if lease is not None:
+            await tx.hold_lease(lease)
         current = await tx.get_run(run.run_id)
         if current is None:
             return  # deleted while running (thread or run deleted): nothing left to record
@@ -256,11 +274,13 @@ async def finish(svc: Services, run: Run, outcome: Outcome) -> None:
         svc.storage.notify_work()
 
 
-async def mark_failed(svc: Services, run: Run, body: Json) -> None:
+async def mark_failed(svc: Services, run: Run, body: Json, lease: Lease | None = None) -> None:
     """Record a run as failed without touching its graph: the last resort when finishing it failed,
     so that no run is left `running` and no thread `busy`."""
     stamp = isoformat(now())
     async with svc.storage.transaction() as tx:
+        if lease is not None:
+            await tx.hold_lease(lease)
         if await tx.get_run(run.run_id) is None:
             return
         await tx.finish_run(run.run_id, RunStatus.ERROR, {"__error__": body}, stamp)
@@ -270,9 +290,11 @@ async def mark_failed(svc: Services, run: Run, body: Json) -> None:
         svc.storage.notify_work()
 
 
-async def rollback(svc: Services, run: Run) -> None:
+async def rollback(svc: Services, run: Run, lease: Lease | None = None) -> None:
     """Delete the run and the checkpoints it wrote, then re-derive the thread from what remains."""
     async with svc.storage.transaction() as tx:
+        if lease is not None:
+            await tx.hold_lease(lease)
         await tx.delete_run(run.run_id)
         if not run.temporary:
             await tx.delete_run_checkpoints(run.thread_id, run.run_id)
@@ -305,10 +327,12 @@ class WebhookCall:
     body: Json
 
 
-async def execute(svc: Services, run: Run) -> WebhookCall | None:
-    """Run to completion, honouring cancel signals and the run timeout; always closes the event stream.
-    Returns the webhook to call, if the run has one, for the caller to deliver outside the run's slot."""
-    execution = Execution(svc, run)
+async def execute(svc: Services, run: Run, lease: Lease | None = None) -> WebhookCall | None:
+    """Run to completion, honouring cancel signals and the run timeout; closes the event stream unless the
+    attempt ended for a reason of our own (shutdown, a dependency away, the lease lost: the run goes on in
+    another attempt, on the same stream). Every write is fenced by `lease`. Returns the webhook to call,
+    if the run has one, for the caller to deliver outside the run's slot."""
+    execution = Execution(svc, run, lease)
     started_at = isoformat(now())
     status = RunStatus.SUCCESS
     error: Json | None = None
@@ -339,27 +363,28 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
             await execution.publish("error", body)
             outcome = Outcome(RunStatus.TIMEOUT, {"__error__": body}, error=body)
         unregister()
-        await finish(svc, run, outcome)
+        await finish(svc, run, outcome, lease)
         final: Any = outcome.output
         status, error, values = outcome.status, outcome.error, outcome.values
     except asyncio.CancelledError:
         unregister()
         action = execution.cancel_action
         if action is None:
-            raise  # the worker is shutting down; it requeues the run
+            raise  # shutdown (the worker requeues the run) or the lease was lost (nothing to write)
         # The cancel consumed our cancellation; uncancel so the bookkeeping below can await.
         task.uncancel()
         execution.log.info("run cancelled", action=action.value)
         if action is CancelAction.ROLLBACK:
-            await rollback(svc, run)
+            await rollback(svc, run, lease)
             final = None
         else:
             snapshot = await thread_snapshot(svc, run)
             final = snapshot.values if snapshot and snapshot.values is not None else {}
-            await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final))
+            await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final), lease)
             status, values = RunStatus.INTERRUPTED, final
-    except BaseException:
-        await svc.broker.close_channel(execution.channel)
+    except BaseException as exc:
+        if not is_infrastructure(exc):
+            await svc.broker.close_channel(execution.channel)
         raise
     await svc.broker.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
     await svc.broker.close_channel(execution.channel)

@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
+from graphyard.broker.errors import BrokerUnavailable
+from graphyard.engine.attempts import Attempt
 from graphyard.engine.execute import Outcome, execute, finish, mark_failed
 from graphyard.engine.leases import heartbeat, sweeper
 from graphyard.engine.scheduler import scheduler
 from graphyard.engine.webhooks import deliver
-from graphyard.logs import get_logger
+from graphyard.logs import Outage, backoff, get_logger
 from graphyard.records import Run, RunStatus, isoformat, now
 from graphyard.services.channels import run_channel
 from graphyard.services.context import Services
+from graphyard.storage.errors import LeaseLost, StorageError, Unavailable
 
 log = get_logger("graphyard.worker")
 
@@ -30,7 +33,7 @@ class Worker:
         self.svc = svc
         self.concurrency = max(1, concurrency)
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
-        self._tasks: dict[asyncio.Task[None], str] = {}
+        self._tasks: dict[asyncio.Task[None], Attempt] = {}
         self._slot_free = asyncio.Event()
         self._webhooks: set[asyncio.Task[bool]] = set()
         self.log = log.bind(worker_id=self.worker_id)
@@ -55,10 +58,13 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and execute until stop is set. Side tasks (lease heartbeat, sweeper, cron scheduler) are supervised:
-        if one dies, the loop stops and run() raises, so the process does not go on half-dead."""
+        if one dies, the loop stops and run() raises, so the process does not go on half-dead. A dependency
+        being away is not a death: every loop waits for it with backoff."""
         side = [
-            asyncio.create_task(heartbeat(self.svc, self.worker_id, stop), name="graphyard-heartbeat"),
-            asyncio.create_task(sweeper(self.svc, stop), name="graphyard-sweeper"),
+            asyncio.create_task(
+                heartbeat(self.svc, self.worker_id, stop, self._live_attempts, self._lose), name="graphyard-heartbeat"
+            ),
+            asyncio.create_task(sweeper(self.svc, self.worker_id, stop), name="graphyard-sweeper"),
             asyncio.create_task(scheduler(self.svc, stop), name="graphyard-cron-scheduler"),
         ]
         failure: list[BaseException] = []
@@ -80,45 +86,129 @@ class Worker:
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         storage = self.svc.storage
+        outage = Outage(self.log, "database")
+        failures = 0
         while not stop.is_set():
             if len(self._tasks) >= self.concurrency:
                 self._slot_free.clear()
                 await _first(stop.wait(), self._slot_free.wait())
                 continue
-            async with storage.transaction() as tx:
-                run = await tx.claim_run(self.worker_id, time.time(), self.svc.settings.lease_seconds)
-                next_at = None if run else await tx.next_available_at()
+            sent = time.monotonic()
+            try:
+                async with storage.transaction() as tx:
+                    run = await tx.claim_run(self.worker_id, time.time(), self.svc.settings.lease_seconds)
+                    next_at = None if run else await tx.next_available_at()
+            except Unavailable as exc:
+                outage.down(exc)
+                failures += 1
+                await _first(stop.wait(), asyncio.sleep(backoff(failures)))
+                continue
+            outage.up()
+            failures = 0
             if run is not None:
-                task = asyncio.create_task(self._execute(run.run_id, run), name=f"run-{run.run_id}")
-                self._tasks[task] = run.run_id
+                assert run.lease is not None  # a claimed run is leased to us
+                attempt = Attempt.claimed(run.lease, sent, self.svc.settings.lease_seconds)
+                task = asyncio.create_task(self._execute(run, attempt), name=f"run-{run.run_id}")
+                self._tasks[task] = attempt
                 task.add_done_callback(self._done)
                 continue
             timeout = MAX_IDLE_SECONDS if next_at is None else min(MAX_IDLE_SECONDS, max(0.0, next_at - time.time()))
             await _first(stop.wait(), storage.wait_for_work(timeout))
 
-    async def _execute(self, run_id: str, run: Run) -> None:
+    def _live_attempts(self) -> list[Attempt]:
+        return list(self._tasks.values())
+
+    def _lose(self, attempt: Attempt, why: str) -> None:
+        """Stop an attempt at once: its lease is gone (or may be), so it must write nothing more."""
+        attempt.lost = True
+        self.log.warning(
+            "stopping run: lease lost", run_id=attempt.lease.run_id, attempt=attempt.lease.attempt, why=why
+        )
+        for task, held in self._tasks.items():
+            if held is attempt:
+                task.cancel()
+
+    async def _execute(self, run: Run, attempt: Attempt) -> None:
+        run_id, lease = run.run_id, attempt.lease
         try:
-            call = await execute(self.svc, run)
+            call = await execute(self.svc, run, lease)
+            attempt.settled = True
             if call is not None:
                 # Delivery runs beside the worker's slots, so a slow receiver never holds up runs.
                 hook = asyncio.create_task(deliver(call.url, call.body, run_id=run_id), name=f"webhook-{run_id}")
                 self._webhooks.add(hook)
                 hook.add_done_callback(self._webhooks.discard)
         except asyncio.CancelledError:
+            if attempt.lost:
+                return  # the run belongs to another attempt (or will, once its lease expires)
             # Shutdown mid-run: hand the run back so it resumes from its last checkpoint.
-            with contextlib.suppress(Exception):
-                async with self.svc.storage.transaction() as tx:
-                    await tx.requeue_run(run_id, isoformat(now()))
+            with contextlib.suppress(StorageError):
+                await self._hand_back(attempt, deadline=time.monotonic() + 2.0)
             raise
+        except LeaseLost:
+            attempt.lost = True
+            self.log.warning("run taken over by another attempt; this one stops", run_id=run_id, attempt=lease.attempt)
+        except (StorageError, BrokerUnavailable) as exc:
+            await self._retry_later(run, attempt, exc)
         except Exception:
             self.log.exception("run crashed the executor", run_id=run_id)
             body = {"error": "InternalError", "message": "An internal error occurred"}
             try:
-                await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
+                await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body), lease)
+            except LeaseLost:
+                return
             except Exception:
                 self.log.exception("finishing the run failed; marking it failed", run_id=run_id)
-                await mark_failed(self.svc, run, body)
+                await mark_failed(self.svc, run, body, lease)
             await self.svc.broker.close_channel(run_channel(run_id))
+
+    async def _retry_later(self, run: Run, attempt: Attempt, exc: BaseException) -> None:
+        """A dependency failed under this attempt: it ends, not the run. After a backoff the run goes back to
+        the queue (and resumes from its last checkpoint), or ends `error` once its attempts are used up. While
+        the database stays away we keep trying until the lease may have expired; the sweeper takes it from there."""
+        lease = attempt.lease
+        log = self.log.bind(run_id=run.run_id, attempt=lease.attempt)
+        if lease.attempt >= self.svc.settings.max_attempts:
+            log.error("attempt failed on a dependency; no attempts left", error=str(exc))
+            body = {"error": "RetryLimitExceeded", "message": f"Run failed {lease.attempt} times: {exc}"}
+            outcome = Outcome(RunStatus.ERROR, {"__error__": body}, error=body)
+            await self._with_db(attempt, lambda: finish(self.svc, run, outcome, lease))
+            return
+        delay = backoff(lease.attempt, base=0.5, cap=10.0)
+        log.warning("attempt failed on a dependency; the run will resume", error=str(exc), retry_in=round(delay, 2))
+        await asyncio.sleep(min(delay, max(0.0, attempt.valid_until - time.monotonic())))
+        await self._with_db(attempt, lambda: self._hand_back(attempt, deadline=None))
+
+    async def _with_db(self, attempt: Attempt, write: Callable[[], Awaitable[None]]) -> None:
+        """Retry a fenced write while the database is away, for as long as the attempt may still hold its lease."""
+        failures = 0
+        while True:
+            try:
+                await write()
+                attempt.settled = True
+                return
+            except LeaseLost:
+                attempt.lost = True
+                return
+            except Unavailable:
+                failures += 1
+                if time.monotonic() + 0.5 >= attempt.valid_until:
+                    self.log.warning(
+                        "cannot hand the run back: database unreachable; it resumes when its lease expires",
+                        run_id=attempt.lease.run_id,
+                    )
+                    attempt.lost = True
+                    return
+                await asyncio.sleep(min(backoff(failures), max(0.0, attempt.valid_until - time.monotonic())))
+
+    async def _hand_back(self, attempt: Attempt, *, deadline: float | None) -> None:
+        """Return the run to the queue, if this attempt still holds it."""
+        async with asyncio.timeout_at(None if deadline is None else _loop_time(deadline)):
+            async with self.svc.storage.transaction() as tx:
+                await tx.hold_lease(attempt.lease)
+                await tx.requeue_run(attempt.lease.run_id, isoformat(now()))
+        attempt.settled = True
+        self.log.info("run handed back to the queue", run_id=attempt.lease.run_id, attempt=attempt.lease.attempt)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -146,3 +236,9 @@ async def _first(*aws: Awaitable[object]) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """A time.monotonic() deadline on the event loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())

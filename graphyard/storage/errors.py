@@ -11,6 +11,10 @@ class Unavailable(StorageError):
     """The database cannot be reached or is overloaded."""
 
 
+class LeaseLost(StorageError):
+    """This worker no longer holds the run's lease: another attempt owns the run, so nothing was written."""
+
+
 class UniqueViolation(StorageError):
     """A row with that key already exists."""
 

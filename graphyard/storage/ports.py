@@ -15,6 +15,7 @@ from graphyard.records import (
     CancelAction,
     Cron,
     Json,
+    Lease,
     Run,
     RunStatus,
     Thread,
@@ -152,14 +153,26 @@ class Session(Protocol):
     async def requeue_run(self, run_id: str, updated_at: str) -> None:
         """Return a running run to the queue (pending), keeping its attempt count."""
 
+    async def hold_lease(self, lease: Lease) -> None:
+        """Check that `lease` is still the run's current lease (running, same owner, same attempt) and hold
+        it until this transaction ends: a takeover (requeue, transfer) waits for our commit. LeaseLost
+        otherwise. Every write a worker makes about a run it executes goes after this call, in the same
+        transaction, so it lands only while the worker still owns that attempt."""
+
+    async def transfer_lease(self, lease: Lease, owner: str, expires_at: float) -> Lease | None:
+        """Take a running run's lease from its current holder (same attempt): the old holder's writes are
+        refused from now on. None when `lease` is no longer current."""
+
     async def runs_leased_by_others(self, now: float) -> list[Run]:
-        """Running runs whose lease has expired."""
+        """Running runs whose lease has expired, held until this transaction ends (another sweeper skips
+        them, and a late renewal waits and then finds them requeued)."""
 
     async def running_runs(self) -> list[Run]:
         """Every running run (for recovery when this process is the only one on the database)."""
 
-    async def renew_leases(self, worker_id: str, expires_at: float) -> None:
-        """Extend every lease worker_id holds."""
+    async def renew_leases(self, worker_id: str, expires_at: float) -> list[Lease]:
+        """Extend every lease worker_id holds; the leases it still holds (a run missing from them was
+        taken over, and its attempt must stop)."""
 
     async def cancel_requests(self, worker_id: str) -> list[tuple[str, CancelAction]]:
         """Runs leased by worker_id that were asked to stop, with the requested action."""
@@ -226,6 +239,11 @@ class Storage(Protocol):
     @property
     def store(self) -> BaseStore:
         """LangGraph's long-term store on this database."""
+
+    def fenced_checkpointer(self, lease: Lease) -> BaseCheckpointSaver[Any]:
+        """LangGraph's saver for one attempt of a run: each checkpoint write (put, put_writes) runs in a
+        transaction that first holds the lease (Session.hold_lease), so it lands only while the attempt
+        still owns the run, and a takeover waits for it to commit; LeaseLost otherwise. Reads are not fenced."""
 
     def transaction(self) -> AbstractAsyncContextManager[Session]:
         """A write transaction: committed on exit, rolled back on error. Writes are serialized."""

@@ -86,6 +86,7 @@ def run(row: Row, decode: Decode) -> Run:
         cancel_action=CancelAction(row["cancel_action"]) if row["cancel_action"] else None,
         output=decode(row["output"]),
         temporary=bool(row["temporary"]),
+        lease_owner=row["lease_owner"],
     )
 
 

@@ -231,8 +231,23 @@ WITH requeued AS (
 SELECT pg_notify('graphyard_runs', %(origin)s) AS notified FROM requeued
 
 -- name: expired_leases
--- Running runs whose worker stopped renewing its lease.
-SELECT * FROM graphyard_runs WHERE status = 'running' AND lease_expires_at < %(now)s ORDER BY available_at, seq
+-- Running runs whose worker stopped renewing its lease, locked for the caller's transaction: a renewal
+-- racing the sweep waits, then finds the run requeued; a row another sweeper (or a fenced write) holds is skipped.
+SELECT * FROM graphyard_runs WHERE status = 'running' AND lease_expires_at < %(now)s
+ORDER BY available_at, seq
+FOR UPDATE SKIP LOCKED
+
+-- name: hold_lease
+-- The run's row if the lease is still current, share-locked until commit (a takeover waits for us).
+SELECT run_id FROM graphyard_runs
+WHERE run_id = %(run_id)s AND lease_owner = %(owner)s AND attempt = %(attempt)s AND status = 'running'
+FOR SHARE
+
+-- name: transfer_lease
+-- Hand a running run's current lease (same attempt) to another owner.
+UPDATE graphyard_runs SET lease_owner = %(new_owner)s, lease_expires_at = %(lease_expires_at)s
+WHERE run_id = %(run_id)s AND lease_owner = %(owner)s AND attempt = %(attempt)s AND status = 'running'
+RETURNING run_id
 
 -- name: cancellable_runs
 -- In-flight runs selected by thread and ids, or by status.
@@ -263,6 +278,7 @@ SELECT * FROM graphyard_runs WHERE status = 'running' ORDER BY available_at, seq
 -- Extend the leases a worker holds.
 UPDATE graphyard_runs SET lease_expires_at = %(lease_expires_at)s
 WHERE lease_owner = %(worker_id)s AND status = 'running'
+RETURNING run_id, lease_owner, attempt
 
 -- name: cancel_requests
 -- Runs a worker holds that were asked to stop.

@@ -19,6 +19,7 @@ from graphyard.records import (
     CancelAction,
     Cron,
     Json,
+    Lease,
     Run,
     RunStatus,
     Thread,
@@ -27,7 +28,7 @@ from graphyard.records import (
     now,
 )
 from graphyard.storage import rows
-from graphyard.storage.errors import Unavailable, UniqueViolation
+from graphyard.storage.errors import LeaseLost, Unavailable, UniqueViolation
 from graphyard.storage.postgres.filters import auth_clause
 from graphyard.storage.queries import load_queries
 
@@ -342,8 +343,26 @@ class PostgresSession:
     async def running_runs(self) -> list[Run]:
         return [_run(r) for r in await self._all(Q["running_runs"], {})]
 
-    async def renew_leases(self, worker_id: str, expires_at: float) -> None:
-        await self._exec(Q["renew_leases"], {"worker_id": worker_id, "lease_expires_at": expires_at})
+    async def renew_leases(self, worker_id: str, expires_at: float) -> list[Lease]:
+        renewed = await self._all(Q["renew_leases"], {"worker_id": worker_id, "lease_expires_at": expires_at})
+        return [Lease(row["run_id"], row["lease_owner"], row["attempt"]) for row in renewed]
+
+    async def hold_lease(self, lease: Lease) -> None:
+        params = {"run_id": lease.run_id, "owner": lease.owner, "attempt": lease.attempt}
+        if await self._one(Q["hold_lease"], params) is None:
+            raise LeaseLost(f"run {lease.run_id}: attempt {lease.attempt} of {lease.owner} no longer holds its lease")
+
+    async def transfer_lease(self, lease: Lease, owner: str, expires_at: float) -> Lease | None:
+        params = {
+            "run_id": lease.run_id,
+            "owner": lease.owner,
+            "attempt": lease.attempt,
+            "new_owner": owner,
+            "lease_expires_at": expires_at,
+        }
+        if await self._one(Q["transfer_lease"], params) is None:
+            return None
+        return Lease(lease.run_id, owner, lease.attempt)
 
     async def cancel_requests(self, worker_id: str) -> list[tuple[str, CancelAction]]:
         rows = await self._all(Q["cancel_requests"], {"worker_id": worker_id})

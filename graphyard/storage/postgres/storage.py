@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg import AsyncConnection
@@ -26,9 +25,11 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from graphyard.records import Lease
 from graphyard.storage.errors import Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
 from graphyard.storage.migrate import migrate as run_migrations
+from graphyard.storage.postgres.saver import FencedPostgresSaver, TranslatingPostgresSaver
 from graphyard.storage.postgres.session import PostgresSession, Q, json_loads, translated
 from graphyard.storage.queries import load_migrations
 
@@ -45,7 +46,9 @@ log = logging.getLogger(__name__)
 class _Migrator:
     """The migration runner's view of PostgreSQL: a session advisory lock on a dedicated connection."""
 
-    def __init__(self, conn: AsyncConnection[DictRow], saver: AsyncPostgresSaver, store: AsyncPostgresStore) -> None:
+    def __init__(
+        self, conn: AsyncConnection[DictRow], saver: TranslatingPostgresSaver, store: AsyncPostgresStore
+    ) -> None:
         self._conn = conn
         self._saver = saver
         self._store = store
@@ -95,7 +98,7 @@ async def _configure(conn: AsyncConnection[DictRow]) -> None:
 class PostgresStorage:
     """The production backend: a connection pool on one PostgreSQL database."""
 
-    def __init__(self, uri: str, pool: Pool, saver: AsyncPostgresSaver, store: AsyncPostgresStore) -> None:
+    def __init__(self, uri: str, pool: Pool, saver: TranslatingPostgresSaver, store: AsyncPostgresStore) -> None:
         self._uri = uri
         self._pool = pool
         self._saver = saver
@@ -124,7 +127,7 @@ class PostgresStorage:
         try:
             with translated():
                 await pool.open(wait=True, timeout=timeout)
-            self = cls(uri, pool, AsyncPostgresSaver(pool), AsyncPostgresStore(pool))
+            self = cls(uri, pool, TranslatingPostgresSaver(pool), AsyncPostgresStore(pool))
             await self.migrate()
         except BaseException:
             await pool.close()
@@ -145,6 +148,9 @@ class PostgresStorage:
     @property
     def store(self) -> BaseStore:
         return self._store
+
+    def fenced_checkpointer(self, lease: Lease) -> BaseCheckpointSaver[Any]:
+        return FencedPostgresSaver(self._pool, lease, serde=self._saver.serde)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresSession]:

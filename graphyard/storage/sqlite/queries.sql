@@ -167,8 +167,19 @@ SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at 
 WHERE run_id = :run_id AND status = 'running'
 
 -- name: expired_leases
--- Running runs whose worker stopped renewing its lease.
+-- Running runs whose worker stopped renewing its lease (the caller's BEGIN IMMEDIATE holds them).
 SELECT * FROM graphyard_runs WHERE status = 'running' AND lease_expires_at < :now
+
+-- name: hold_lease
+-- The run's row if the lease is still current (the write lock of the caller's transaction holds it).
+SELECT run_id FROM graphyard_runs
+WHERE run_id = :run_id AND lease_owner = :owner AND attempt = :attempt AND status = 'running'
+
+-- name: transfer_lease
+-- Hand a running run's current lease (same attempt) to another owner.
+UPDATE graphyard_runs SET lease_owner = :new_owner, lease_expires_at = :lease_expires_at
+WHERE run_id = :run_id AND lease_owner = :owner AND attempt = :attempt AND status = 'running'
+RETURNING run_id
 
 -- name: cancellable_runs
 -- In-flight runs selected by thread and ids, or by status; {ids} is a list of placeholders.
@@ -200,6 +211,7 @@ SELECT * FROM graphyard_runs WHERE status = 'running'
 -- Extend the leases a worker holds.
 UPDATE graphyard_runs SET lease_expires_at = :lease_expires_at
 WHERE lease_owner = :worker_id AND status = 'running'
+RETURNING run_id, lease_owner, attempt
 
 -- name: cancel_requests
 -- Runs a worker holds that were asked to stop.

@@ -16,6 +16,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from graphyard.records import Lease
+from graphyard.storage.sqlite.session import SqliteSession
+
 
 class InlineSqliteSaver(SqliteSaver):
     """SqliteSaver whose async API runs the sync implementation under an asyncio lock."""
@@ -64,3 +67,31 @@ class InlineSqliteSaver(SqliteSaver):
     async def aget_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, Any]:
         async with self.async_lock:
             return self.get_delta_channel_history(config=config, channels=channels)
+
+
+class FencedSqliteSaver(InlineSqliteSaver):
+    """The saver one attempt of a run writes with: under the storage's write lock, a write lands only if
+    the attempt still holds the run's lease (LeaseLost otherwise). The lock makes the check and the
+    write one step for this process, and `graphyard dev` holds the file alone (a lock file beside it)."""
+
+    def __init__(self, conn: Any, lock: asyncio.Lock, lease: Lease) -> None:
+        super().__init__(conn, lock)
+        self._lease = lease
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        async with self.async_lock:
+            await SqliteSession(self.conn).hold_lease(self._lease)
+            return self.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        async with self.async_lock:
+            await SqliteSession(self.conn).hold_lease(self._lease)
+            self.put_writes(config, writes, task_id, task_path)

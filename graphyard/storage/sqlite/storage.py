@@ -19,9 +19,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
+from graphyard.records import Lease
 from graphyard.storage.errors import Unavailable
 from graphyard.storage.queries import load_migrations
-from graphyard.storage.sqlite.saver import InlineSqliteSaver
+from graphyard.storage.sqlite.saver import FencedSqliteSaver, InlineSqliteSaver
 from graphyard.storage.sqlite.session import SqliteSession, sql_auth, sql_contains
 
 MIGRATIONS = load_migrations("graphyard.storage.sqlite")
@@ -117,6 +118,12 @@ class SqliteStorage:
     @property
     def store(self) -> BaseStore:
         return self._store
+
+    def fenced_checkpointer(self, lease: Lease) -> BaseCheckpointSaver[Any]:
+        saver = FencedSqliteSaver(self._writer, self._lock, lease)
+        saver.serde = self._saver.serde
+        saver.is_setup = True  # the storage ran setup() at open; a fresh saver must not run it per run
+        return saver
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteSession]:

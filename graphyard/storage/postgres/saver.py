@@ -1,0 +1,88 @@
+"""LangGraph's PostgreSQL saver as graphyard uses it: driver errors translated, and a fenced variant
+whose checkpoint writes land only while a run's attempt still holds its lease."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from graphyard.records import Lease
+from graphyard.storage.postgres.session import PostgresSession, translated
+
+# Set while a fenced saver is inside one of its write methods: _cursor then opens a fenced transaction.
+# A context variable, because LangGraph may write from several tasks of one run at once.
+_WRITING: ContextVar[bool] = ContextVar("graphyard_fenced_write", default=False)
+
+
+class TranslatingPostgresSaver(AsyncPostgresSaver):
+    """AsyncPostgresSaver whose psycopg errors surface as storage errors (Unavailable), like our own queries,
+    so the engine can tell a database outage from an exception raised by a graph."""
+
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        with translated():
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+
+
+class FencedPostgresSaver(TranslatingPostgresSaver):
+    """The saver one attempt of a run writes its thread's checkpoints with. Each write runs in one
+    transaction that first share-locks the run's row if the attempt's lease is current (LeaseLost
+    otherwise): a sweeper or another worker taking the run over waits for that commit, and every
+    write after the takeover is refused. So no checkpoint of a stale attempt lands after a newer one."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[DictRow]],
+        lease: Lease,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(pool, serde=serde)
+        self._pool = pool
+        self._lease = lease
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        token = _WRITING.set(True)
+        try:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        finally:
+            _WRITING.reset(token)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        token = _WRITING.set(True)
+        try:
+            await super().aput_writes(config, writes, task_id, task_path)
+        finally:
+            _WRITING.reset(token)
+
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        if not _WRITING.get():
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        # One transaction (not the library's autocommit pipeline): the lease check and the writes
+        # commit together or not at all.
+        with translated():
+            async with self.lock, self._pool.connection() as conn, conn.transaction():
+                await PostgresSession(conn, "").hold_lease(self._lease)
+                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
