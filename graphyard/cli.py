@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import fcntl
 import os
 import socket
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import uvicorn
 
@@ -121,9 +123,37 @@ def _serve_http(app_settings: Settings, project: ProjectConfig, graphs: GraphReg
     return 1 if FATAL.is_set() else 0
 
 
+# The open lock file of the SQLite database this process holds alone (kept open for the process's life).
+_HELD: list[TextIO] = []
+
+
+def _hold_database(database: Path) -> None:
+    """Take an exclusive lock on a file beside the SQLite database, or refuse: two processes on one file
+    would each take the other's running runs for abandoned and execute them again."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = database.with_name(database.name + ".lock")
+    handle = lock_path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise CliError(
+            f"{database} is in use by another graphyard process (pid {holder}); "
+            "stop it first, or pass --database with another file"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _HELD.append(handle)
+
+
 def dev(args: argparse.Namespace) -> int:
     path, project, graphs = _project(args.config)
     database = Path(args.database).resolve() if args.database else project.root / ".graphyard" / "graphyard.sqlite"
+    _hold_database(database)
     settings = Settings.from_env(
         config_path=path,
         database_url=str(database),

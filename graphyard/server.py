@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,14 +18,16 @@ from graphyard.api.errors import HANDLERS
 from graphyard.api.middleware import AuthMiddleware, BodyLimitMiddleware
 from graphyard.auth import ProjectAuth
 from graphyard.broker import open_broker
+from graphyard.broker.errors import BrokerUnavailable
 from graphyard.config import ProjectConfig
 from graphyard.engine.worker import Worker
 from graphyard.graphs import GraphRegistry
-from graphyard.logs import get_logger
+from graphyard.logs import backoff, get_logger
 from graphyard.services.assistants import ensure_system_assistants
 from graphyard.services.context import Services
 from graphyard.settings import Settings
 from graphyard.storage import open_storage
+from graphyard.storage.errors import Unavailable
 
 log = get_logger("graphyard.server")
 
@@ -36,16 +38,23 @@ async def running_services(
 ) -> AsyncIterator[Services]:
     """Open storage and broker, make system assistants, run workers; close everything on exit.
     `exclusive`: this is the only process on the database (dev), so runs left running are orphans."""
-    storage = await open_storage(settings.database_url)
-    broker = await open_broker(
-        settings.broker_url, prefix=settings.redis_prefix, ttl_seconds=settings.stream_ttl_seconds
-    )
+    storage = await patiently("database", lambda: open_storage(settings.database_url))
+    try:
+        broker = await patiently(
+            "broker",
+            lambda: open_broker(
+                settings.broker_url, prefix=settings.redis_prefix, ttl_seconds=settings.stream_ttl_seconds
+            ),
+        )
+    except BaseException:
+        await storage.close()
+        raise
     svc = Services(storage=storage, broker=broker, graphs=graphs, settings=settings)
     stop = asyncio.Event()
     worker_task: asyncio.Task[None] | None = None
     worker: Worker | None = None
     try:
-        await ensure_system_assistants(svc)
+        await patiently("database", lambda: ensure_system_assistants(svc))
         if settings.run_graphs:
             worker = Worker(svc, concurrency=settings.n_jobs_per_worker)
             if exclusive:
@@ -54,16 +63,65 @@ async def running_services(
             worker_task.add_done_callback(_die_loudly)
         yield svc
     finally:
-        log.info("stopping: draining running runs", deadline_seconds=settings.drain_seconds)
         stop.set()
         if worker is not None and worker_task is not None:
             await asyncio.gather(worker_task, return_exceptions=True)
-            await worker.drain(settings.drain_seconds)
+            running = worker.running_run_ids()
+            if running:
+                log.warning(
+                    f"stopping: waiting up to {settings.drain_seconds:g}s for {len(running)} running run(s) to finish; "
+                    "press Ctrl-C again to hand them back to the queue now",
+                    run_ids=running,
+                )
+            else:
+                log.info("stopping: no run is executing")
+            with _second_signal() as urgent:
+                await worker.drain(settings.drain_seconds, urgent=urgent)
         await broker.close()
         await storage.close()
 
 
+@contextlib.contextmanager
+def _second_signal() -> Iterator[asyncio.Event]:
+    """While draining, a second SIGINT/SIGTERM sets the returned event: stop waiting, hand runs back now."""
+    urgent = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, urgent.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            continue
+    try:
+        yield urgent
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 FATAL = asyncio.Event()
+
+T = TypeVar("T")
+
+
+async def patiently(dependency: str, connect: Callable[[], Awaitable[T]]) -> T:
+    """Connect to a dependency at startup, waiting for it with backoff (one line per attempt) rather than
+    failing: processes may start before their database or broker, or during an outage."""
+    attempt = 0
+    while True:
+        try:
+            return await connect()
+        except (Unavailable, BrokerUnavailable) as exc:
+            attempt += 1
+            delay = min(5.0, 0.5 * attempt) + backoff(0, base=0.5)
+            log.warning(
+                f"{dependency} unreachable at startup; retrying",
+                attempt=attempt,
+                retry_in=round(delay, 1),
+                error=str(exc),
+            )
+            await asyncio.sleep(delay)
 
 
 def _die_loudly(task: asyncio.Task[None]) -> None:
@@ -112,9 +170,20 @@ async def run_worker_only(settings: Settings, graphs: GraphRegistry) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running_services(settings, graphs):
-        log.info("graphyard worker ready", graphs=graphs.graph_ids(), jobs=settings.n_jobs_per_worker)
-        await _first_of(stop.wait(), FATAL.wait())
+    ready = asyncio.Event()
+
+    async def work() -> None:
+        async with running_services(settings, graphs):
+            ready.set()
+            log.info("graphyard worker ready", graphs=graphs.graph_ids(), jobs=settings.n_jobs_per_worker)
+            await _first_of(stop.wait(), FATAL.wait())
+
+    main = asyncio.ensure_future(work())
+    await _first_of(asyncio.shield(main), stop.wait())
+    if not ready.is_set():
+        main.cancel()  # stopped while still waiting for the database or broker: nothing to drain
+    with contextlib.suppress(asyncio.CancelledError):
+        await main
     return 1 if FATAL.is_set() else 0
 
 

@@ -10,8 +10,13 @@ from starlette.responses import Response
 
 from graphyard import errors
 from graphyard.auth import AuthFailed
+from graphyard.broker.errors import BrokerUnavailable
 from graphyard.logs import get_logger
 from graphyard.serde import dumps
+from graphyard.storage.errors import Unavailable
+
+# What a client is told to wait before retrying a request a dependency outage refused.
+RETRY_AFTER_SECONDS = 2
 
 log = get_logger("graphyard.api")
 
@@ -56,6 +61,18 @@ async def auth_error(request: Request, exc: Exception) -> Response:
     return json_error(status, exc.detail, dict(exc.headers or {}))
 
 
+def dependency_detail(exc: Exception) -> str:
+    """The 503 detail for a dependency outage: which one, and that it is worth retrying."""
+    which = "the database" if isinstance(exc, Unavailable) else "the broker (Redis)"
+    return f"Service unavailable: {which} cannot be reached right now ({exc}); retry in a few seconds"
+
+
+async def dependency_error(request: Request, exc: Exception) -> Response:
+    """A dependency is away: 503 with Retry-After, never a 500 (the processes reconnect by themselves)."""
+    log.info("request refused: dependency unavailable", path=request.url.path, error=str(exc))
+    return json_error(503, dependency_detail(exc), {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return json_error(500, "Internal Server Error")
@@ -65,5 +82,7 @@ HANDLERS: dict[Any, Any] = {
     errors.GraphyardError: domain_error,
     HTTPException: http_error,
     AuthFailed: auth_error,
+    Unavailable: dependency_error,
+    BrokerUnavailable: dependency_error,
     Exception: unexpected_error,
 }

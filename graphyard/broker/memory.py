@@ -182,6 +182,9 @@ class MemoryBroker:
 
         return unregister
 
+    async def ping(self) -> None:
+        return None  # in this process: always there
+
     async def close(self) -> None:
         for handle in self._expiry.values():
             handle.cancel()

@@ -52,5 +52,8 @@ class Broker(Protocol):
     def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
         """Call callback(action) when a cancel for run_id arrives; returns the function that unregisters."""
 
+    async def ping(self) -> None:
+        """Return when the broker answers; BrokerUnavailable when it cannot be reached."""
+
     async def close(self) -> None:
         """Release connections and drop buffers."""

@@ -10,15 +10,18 @@ channel `cancel` as `<run_id>:<action>`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from graphyard.broker.errors import BrokerUnavailable
 from graphyard.broker.ports import CancelCallback, StreamEvent
 
 logger = logging.getLogger(__name__)
@@ -27,6 +30,18 @@ _XADD_EXPIRE = resources.files("graphyard.broker").joinpath("lua/xadd_expire.lua
 _DISCONNECTED = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 IdKey = tuple[int, int]
+# How long a command may wait for a connection to Redis: a request that needs Redis while it is away
+# answers 503 in about this long instead of hanging.
+CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Redis being away (refused, reset, timed out, still loading its data) becomes BrokerUnavailable."""
+    try:
+        yield
+    except _DISCONNECTED as exc:
+        raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
 
 
 def _id_key(event_id: str) -> IdKey | None:
@@ -90,7 +105,8 @@ class RedisSubscription:
                 self._fetch = asyncio.get_running_loop().create_task(self._read(self._cursor))
             fetch = self._fetch
             try:
-                entries = await asyncio.shield(fetch)
+                with translated():
+                    entries = await asyncio.shield(fetch)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if fetch.cancelled() and self._aclosed and (task is None or not task.cancelling()):
@@ -185,9 +201,11 @@ class RedisBroker:
     async def connect(cls, url: str, *, max_connections: int = 1_000, **options: Any) -> RedisBroker:
         """Open a pool on `redis://host:port/db` and check that Redis answers.
         Every waiting subscription holds one pooled connection, hence the large pool."""
-        redis = Redis.from_url(url, max_connections=max_connections)
+        # Reads block for block_seconds on the server, so only connecting gets a short timeout.
+        redis = Redis.from_url(url, max_connections=max_connections, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
         try:
-            await redis.ping()
+            with translated():
+                await redis.ping()
         except BaseException:
             await redis.aclose()
             raise
@@ -197,7 +215,10 @@ class RedisBroker:
         return f"{self.prefix}stream:{channel}"
 
     async def _append(self, channel: str, *fields: bytes | str) -> str:
-        event_id = await self._xadd_expire(keys=[self._stream_key(channel)], args=[self.maxlen, self.ttl_ms, *fields])
+        with translated():
+            event_id = await self._xadd_expire(
+                keys=[self._stream_key(channel)], args=[self.maxlen, self.ttl_ms, *fields]
+            )
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
     async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
@@ -208,7 +229,8 @@ class RedisBroker:
 
     async def _last_entry(self, channel: str) -> tuple[IdKey, bool] | None:
         """(id, is end marker) of the stream's newest entry, or None if the stream does not exist."""
-        last = await self.redis.xrevrange(self._stream_key(channel), "+", "-", count=1)
+        with translated():
+            last = await self.redis.xrevrange(self._stream_key(channel), "+", "-", count=1)
         if not last:
             return None
         raw_id, fields = last[0]
@@ -235,7 +257,12 @@ class RedisBroker:
         self._subscriptions.discard(sub)
 
     async def send_cancel(self, run_id: str, action: str) -> None:
-        await self.redis.publish(self._cancel_channel, f"{run_id}:{action}")
+        with translated():
+            await self.redis.publish(self._cancel_channel, f"{run_id}:{action}")
+
+    async def ping(self) -> None:
+        with translated():
+            await self.redis.ping()
 
     def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
         self._callbacks.setdefault(run_id, []).append(callback)
@@ -256,6 +283,7 @@ class RedisBroker:
         """Dispatch cancel messages to local callbacks; reconnect with backoff when Redis goes away.
         Messages sent while disconnected are lost (pub/sub); storage's cancel requests cover that."""
         delay = 0.05
+        lost = False
         while True:
             pubsub = self.redis.pubsub()
             try:
@@ -266,14 +294,20 @@ class RedisBroker:
                         continue
                     if message["type"] == "subscribe":
                         delay = 0.05
+                        if lost:
+                            lost = False
+                            logger.warning("cancel listener reconnected to Redis")
                     elif message["type"] == "message":
                         self._dispatch(message["data"])
             except _DISCONNECTED as exc:
-                logger.warning("cancel listener lost Redis, reconnecting in %.2fs: %r", delay, exc)
+                if not lost:  # one line per outage, not one per reconnect attempt
+                    lost = True
+                    logger.warning("cancel listener lost Redis, reconnecting with backoff: %r", exc)
             finally:
                 release: Callable[[], Awaitable[None]] = pubsub.aclose  # untyped in redis-py
-                await release()
-            await asyncio.sleep(delay)
+                with contextlib.suppress(*_DISCONNECTED):
+                    await release()
+            await asyncio.sleep(random.uniform(delay / 2, delay))  # jitter: processes do not reconnect in lockstep
             delay = min(delay * 2, self._max_backoff)
 
     def _dispatch(self, payload: bytes) -> None:

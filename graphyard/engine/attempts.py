@@ -17,11 +17,12 @@ class Attempt:
     """One attempt of a run executing in this process, as the lease keeper sees it."""
 
     lease: Lease
-    claimed_at: float  # monotonic time the claim was sent
+    claimed_at: float  # monotonic time the claim committed (a renewal sent before it cannot know the run)
     valid_until: float  # monotonic time after which we can no longer be sure we hold the lease
     settled: bool = False  # its outcome is committed (or it was handed back): nothing left to stop
     lost: bool = False  # it was stopped because the lease was (or may have been) lost
 
     @classmethod
-    def claimed(cls, lease: Lease, sent_at: float, lease_seconds: float) -> Attempt:
-        return cls(lease, sent_at, sent_at + lease_seconds * SAFE_SHARE)
+    def claimed(cls, lease: Lease, sent_at: float, committed_at: float, lease_seconds: float) -> Attempt:
+        """An attempt whose claim was sent at sent_at (its lease counts from then) and committed at committed_at."""
+        return cls(lease, committed_at, sent_at + lease_seconds * SAFE_SHARE)

@@ -12,15 +12,19 @@ from langgraph.types import Command, Send
 
 from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine import webhooks
+from graphyard.engine.outbox import Outbox
 from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Lease, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
 from graphyard.serde import dumps, to_jsonable
 from graphyard.services import state as st
 from graphyard.services.channels import END_EVENT, end_payload, run_channel, thread_channel
 from graphyard.services.context import Services
-from graphyard.storage.errors import StorageError
+from graphyard.storage.errors import LeaseLost, StorageError
 
 log = get_logger("graphyard.engine")
+
+# How long a finished run waits for its last events to reach an unreachable broker before freeing its slot.
+STREAM_DRAIN_SECONDS = 30.0
 
 # Stream modes a client may ask for, and the LangGraph mode that produces each.
 _LANGGRAPH_MODE = {
@@ -93,6 +97,7 @@ class Execution:
         self.svc = svc
         self.run = run
         self.lease = lease
+        self.outbox = Outbox(svc.broker, run_id=run.run_id)
         self.channel = run_channel(run.run_id)
         self.thread_channel = thread_channel(run.thread_id)
         self.keep = bool(run.kwargs.get("resumable"))
@@ -104,10 +109,10 @@ class Execution:
     async def publish(self, event: str, data: Any) -> None:
         """Encode once; the bytes go to the run's stream and to its thread's stream."""
         encoded = dumps(data)
-        await self.svc.broker.publish(self.channel, event, encoded, keep=self.keep)
+        await self.outbox.publish(self.channel, event, encoded, keep=self.keep)
         # Thread streams always carry ids, so they keep events for Last-Event-ID; a temporary
         # thread is deleted with its run, so nothing could resume its stream later.
-        await self.svc.broker.publish(self.thread_channel, event, encoded, keep=not self.run.temporary)
+        await self.outbox.publish(self.thread_channel, event, encoded, keep=not self.run.temporary)
 
     async def stream(self) -> Outcome:
         """Execute the graph, publishing the requested modes; returns how it ended (never raises for graph errors)."""
@@ -383,17 +388,22 @@ async def execute(svc: Services, run: Run, lease: Lease | None = None) -> Webhoo
             await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final), lease)
             status, values = RunStatus.INTERRUPTED, final
     except BaseException as exc:
-        if not is_infrastructure(exc):
-            await svc.broker.close_channel(execution.channel)
+        if isinstance(exc, LeaseLost):
+            execution.outbox.abandon()  # the stream belongs to the attempt that took over
+        elif not is_infrastructure(exc):
+            await execution.outbox.close_channel(execution.channel)
         raise
-    await svc.broker.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
-    await svc.broker.close_channel(execution.channel)
-    await svc.broker.publish(
+    outbox = execution.outbox
+    await outbox.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
+    await outbox.close_channel(execution.channel)
+    await outbox.publish(
         execution.thread_channel,
         "metadata",
         dumps({"status": "run_done", "run_id": run.run_id}),
         keep=not run.temporary,
     )
+    # The outcome is committed; what is left is delivery, bounded so a broker outage frees the slot.
+    await outbox.drain(STREAM_DRAIN_SECONDS)
     url = run.kwargs.get("webhook")
     if not url or final is None:
         return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine.attempts import SAFE_SHARE, Attempt
@@ -26,6 +26,7 @@ async def heartbeat(
     stop: asyncio.Event,
     attempts: Callable[[], list[Attempt]],
     lose: Callable[[Attempt, str], None],
+    orphans: Callable[[set[Lease]], Awaitable[None]],
 ) -> None:
     """Every third of the lease: extend our leases, stop attempts whose lease was taken over, and deliver
     cancels recorded on our runs' rows (the broker signal is the fast path; this one cannot be lost).
@@ -56,6 +57,7 @@ async def heartbeat(
                     attempt.valid_until = sent + lease_seconds * SAFE_SHARE
                 elif attempt.claimed_at < sent and not attempt.settled and not attempt.lost:
                     lose(attempt, "another worker took the run over")
+            await orphans(renewed)
             for run_id, action in requests:
                 try:
                     await svc.broker.send_cancel(run_id, action.value)

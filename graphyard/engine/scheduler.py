@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 
 from graphyard.errors import GraphyardError
-from graphyard.logs import get_logger
+from graphyard.logs import Outage, get_logger
 from graphyard.records import now
 from graphyard.services import crons, runs
 from graphyard.services.context import Services
+from graphyard.storage.errors import Unavailable
 
 log = get_logger("graphyard.scheduler")
 
@@ -50,8 +51,13 @@ async def fire_due(svc: Services) -> int:
 async def scheduler(svc: Services, stop: asyncio.Event) -> None:
     """Fire due crons every `cron_sleep_seconds` (CRON_SCHEDULER_SLEEP_TIME) until stop is set."""
     interval = max(0.05, svc.settings.cron_sleep_seconds)
+    outage = Outage(log, "database")
     while not stop.is_set():
-        await fire_due(svc)
+        try:
+            await fire_due(svc)
+            outage.up()
+        except Unavailable as exc:
+            outage.down(exc)  # the next pass fires what is due by then
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except TimeoutError:

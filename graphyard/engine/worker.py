@@ -15,7 +15,7 @@ from graphyard.engine.leases import heartbeat, sweeper
 from graphyard.engine.scheduler import scheduler
 from graphyard.engine.webhooks import deliver
 from graphyard.logs import Outage, backoff, get_logger
-from graphyard.records import Run, RunStatus, isoformat, now
+from graphyard.records import Lease, Run, RunStatus, isoformat, now
 from graphyard.services.channels import run_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import LeaseLost, StorageError, Unavailable
@@ -62,7 +62,8 @@ class Worker:
         being away is not a death: every loop waits for it with backoff."""
         side = [
             asyncio.create_task(
-                heartbeat(self.svc, self.worker_id, stop, self._live_attempts, self._lose), name="graphyard-heartbeat"
+                heartbeat(self.svc, self.worker_id, stop, self._live_attempts, self._lose, self._hand_back_orphans),
+                name="graphyard-heartbeat",
             ),
             asyncio.create_task(sweeper(self.svc, self.worker_id, stop), name="graphyard-sweeper"),
             asyncio.create_task(scheduler(self.svc, stop), name="graphyard-cron-scheduler"),
@@ -107,7 +108,7 @@ class Worker:
             failures = 0
             if run is not None:
                 assert run.lease is not None  # a claimed run is leased to us
-                attempt = Attempt.claimed(run.lease, sent, self.svc.settings.lease_seconds)
+                attempt = Attempt.claimed(run.lease, sent, time.monotonic(), self.svc.settings.lease_seconds)
                 task = asyncio.create_task(self._execute(run, attempt), name=f"run-{run.run_id}")
                 self._tasks[task] = attempt
                 task.add_done_callback(self._done)
@@ -117,6 +118,17 @@ class Worker:
 
     def _live_attempts(self) -> list[Attempt]:
         return list(self._tasks.values())
+
+    async def _hand_back_orphans(self, renewed: set[Lease]) -> None:
+        """Leases this worker still holds in the database but no live attempt uses (an attempt stopped when
+        it could not be sure of its lease): hand those runs back now rather than when the lease expires."""
+        live = {a.lease for a in self._tasks.values() if not a.lost}
+        for lease in renewed - live:
+            orphan = Attempt(lease, time.monotonic(), time.monotonic() + 1.0)
+            try:
+                await self._hand_back(orphan, deadline=time.monotonic() + 2.0)
+            except (LeaseLost, Unavailable, TimeoutError):
+                continue  # gone meanwhile, or the database blinked: the next beat or the sweeper handles it
 
     def _lose(self, attempt: Attempt, why: str) -> None:
         """Stop an attempt at once: its lease is gone (or may be), so it must write nothing more."""
@@ -160,7 +172,8 @@ class Worker:
             except Exception:
                 self.log.exception("finishing the run failed; marking it failed", run_id=run_id)
                 await mark_failed(self.svc, run, body, lease)
-            await self.svc.broker.close_channel(run_channel(run_id))
+            with contextlib.suppress(BrokerUnavailable):
+                await self.svc.broker.close_channel(run_channel(run_id))
 
     async def _retry_later(self, run: Run, attempt: Attempt, exc: BaseException) -> None:
         """A dependency failed under this attempt: it ends, not the run. After a backoff the run goes back to
@@ -214,17 +227,24 @@ class Worker:
         self._tasks.pop(task, None)
         self._slot_free.set()
 
-    async def drain(self, deadline: float) -> None:
-        """Wait for running runs up to deadline seconds, then cancel (requeue) the rest."""
+    def running_run_ids(self) -> list[str]:
+        return [attempt.lease.run_id for attempt in self._tasks.values()]
+
+    async def drain(self, deadline: float, *, urgent: asyncio.Event | None = None) -> None:
+        """Wait for running runs up to deadline seconds (or until urgent is set), then cancel the rest:
+        each hands its run back to the queue, to resume from its last checkpoint."""
+        urgent = urgent or asyncio.Event()
         tasks = list(self._tasks)
         if self._webhooks:
-            await asyncio.wait(list(self._webhooks), timeout=deadline)
+            await _first(asyncio.wait(list(self._webhooks), timeout=deadline), urgent.wait())
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=deadline)
+        await _first(asyncio.wait(tasks, timeout=deadline), urgent.wait())
+        pending = [task for task in tasks if not task.done()]
         for task in pending:
             task.cancel()
         if pending:
+            self.log.warning("handing unfinished runs back to the queue", run_ids=self.running_run_ids())
             await asyncio.wait(pending, timeout=5.0)
 
 

@@ -251,6 +251,9 @@ class Storage(Protocol):
     def read(self) -> AbstractAsyncContextManager[Session]:
         """A read-only session that sees committed data."""
 
+    async def ping(self) -> None:
+        """Return when the database answers; Unavailable when it cannot be reached."""
+
     def notify_work(self) -> None:
         """Wake workers waiting in wait_for_work (call after committing a runnable run)."""
 

@@ -22,6 +22,10 @@ SELECT pg_try_advisory_lock(%(key)s) AS locked
 -- Release the migration lock.
 SELECT pg_advisory_unlock(%(key)s) AS unlocked
 
+-- name: ping
+-- Is the database there?
+SELECT 1
+
 -- name: listen
 -- Subscribe the listener connection to run wake-ups.
 LISTEN graphyard_runs

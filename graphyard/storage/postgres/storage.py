@@ -25,6 +25,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from graphyard.logs import backoff
 from graphyard.records import Lease
 from graphyard.storage.errors import Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
@@ -38,6 +39,9 @@ MIGRATIONS = as_migrations(load_migrations("graphyard.storage.postgres"))
 # pg_advisory_lock key for migrations: the bytes "graphyar" as a signed bigint.
 MIGRATION_LOCK_KEY = int.from_bytes(b"graphyar", "big", signed=True)
 MIGRATION_LOCK_DEADLINE = 300.0
+# How long a caller waits for a pooled connection: while PostgreSQL is away, a request answers 503 in
+# about this long instead of hanging (the pool keeps reconnecting in the background).
+CONNECT_TIMEOUT_SECONDS = 2.0
 
 Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 log = logging.getLogger(__name__)
@@ -110,13 +114,20 @@ class PostgresStorage:
         self._listener: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, uri: str, *, min_size: int = 2, max_size: int = 20, timeout: float = 10.0) -> PostgresStorage:
+    async def open(
+        cls, uri: str, *, min_size: int = 2, max_size: int = 20, timeout: float = CONNECT_TIMEOUT_SECONDS
+    ) -> PostgresStorage:
         """Open a pool on `uri` and bring our schema, the saver's and the store's up to date."""
         pool: Pool = AsyncConnectionPool(
             uri,
             connection_class=AsyncConnection[DictRow],
             # What LangGraph's saver and store require of the connections they are handed.
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": 0,
+                "row_factory": dict_row,
+                "connect_timeout": max(1, round(timeout)),
+            },
             configure=_configure,
             min_size=min_size,
             max_size=max_size,
@@ -164,6 +175,11 @@ class PostgresStorage:
             async with self._pool.connection() as conn:
                 yield PostgresSession(conn, self._origin)
 
+    async def ping(self) -> None:
+        with translated():
+            async with self._pool.connection() as conn:
+                await conn.execute(Q["ping"])
+
     def notify_work(self) -> None:
         self._work.set()
 
@@ -180,19 +196,23 @@ class PostgresStorage:
         async with self._listen_lock:
             if self._listener is not None:
                 return
-            self._listen_conn = await self._subscribe()
+            # The listener connects (and reconnects) by itself: a database that is away now only
+            # means workers fall back to their idle timeout until it is back.
             self._listener = asyncio.create_task(self._listen(), name="graphyard-pg-listener")
 
     async def _subscribe(self) -> AsyncConnection[DictRow]:
         with translated():
-            conn = await AsyncConnection.connect(self._uri, autocommit=True, row_factory=dict_row)
+            conn = await AsyncConnection.connect(
+                self._uri, autocommit=True, row_factory=dict_row, connect_timeout=round(CONNECT_TIMEOUT_SECONDS)
+            )
             await conn.execute(Q["listen"])
         # A NOTIFY sent before LISTEN took effect is lost: wake once so the caller looks again.
         self._work.set()
         return conn
 
     async def _listen(self) -> None:
-        delay = 0.1
+        failures = 0
+        lost = False
         while True:
             conn = self._listen_conn
             if conn is not None:
@@ -203,17 +223,24 @@ class PostgresStorage:
                         if note.payload != self._origin:
                             self._work.set()
                 except psycopg.OperationalError as exc:
-                    log.warning("lost the LISTEN connection, reconnecting: %s", exc)
-                await conn.close()
+                    lost = True
+                    log.warning("lost the LISTEN connection to PostgreSQL, reconnecting with backoff: %s", exc)
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
                 self._listen_conn = None
             try:
                 self._listen_conn = await self._subscribe()
-                delay = 0.1
             except Unavailable as exc:
-                # Until it is back, workers fall back to their idle timeout.
-                log.warning("cannot LISTEN yet, retrying in %.1fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                if not lost:  # one line per outage, not one per attempt
+                    lost = True
+                    log.warning("cannot LISTEN on PostgreSQL, retrying with backoff: %s", exc)
+                failures += 1
+                await asyncio.sleep(backoff(failures, base=0.1, cap=5.0))
+                continue
+            if lost:
+                log.warning("LISTEN connection to PostgreSQL is back")
+            lost = False
+            failures = 0
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -140,6 +140,9 @@ class SqliteStorage:
     async def read(self) -> AsyncIterator[SqliteSession]:
         yield SqliteSession(self._reader)
 
+    async def ping(self) -> None:
+        return None  # a local file: if it was opened, it answers
+
     def notify_work(self) -> None:
         self._work.set()
 
