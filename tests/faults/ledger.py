@@ -1,0 +1,73 @@
+"""The fault tests' graph: three nodes, each recording its start and its end (or its cancellation) in an
+append-only ledger file named by GRAPHYARD_TEST_LEDGER, with the process id and wall-clock times.
+The ledger lives outside the database and the broker, so it still tells the truth while they are away."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import os
+import time
+from typing import Annotated, Any, TypedDict
+
+import orjson
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+
+STEP_SECONDS = float(os.environ.get("GRAPHYARD_TEST_STEP_SECONDS", "0.3"))
+
+
+class LedgerState(TypedDict, total=False):
+    seq: int
+    steps: Annotated[list[str], operator.add]
+
+
+def _record(event: str, node: str, config: RunnableConfig, state: LedgerState) -> None:
+    path = os.environ.get("GRAPHYARD_TEST_LEDGER")
+    if not path:
+        return
+    configurable = config.get("configurable") or {}
+    line = orjson.dumps(
+        {
+            "event": event,
+            "node": node,
+            "run_id": configurable.get("run_id"),
+            "thread_id": configurable.get("thread_id"),
+            "seq": state.get("seq"),
+            "pid": os.getpid(),
+            "t": time.time(),
+        }
+    )
+    # One write of one short line with O_APPEND: lines from several processes never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line + b"\n")
+    finally:
+        os.close(fd)
+
+
+def _step(name: str) -> Any:
+    async def step(state: LedgerState, config: RunnableConfig) -> LedgerState:
+        _record("start", name, config, state)
+        try:
+            await asyncio.sleep(STEP_SECONDS)  # the node's work
+        except asyncio.CancelledError:
+            _record("cancelled", name, config, state)
+            raise
+        _record("end", name, config, state)
+        return {"steps": [name]}
+
+    return step
+
+
+ledger = (
+    StateGraph(LedgerState)
+    .add_node("one", _step("one"))
+    .add_node("two", _step("two"))
+    .add_node("three", _step("three"))
+    .add_edge(START, "one")
+    .add_edge("one", "two")
+    .add_edge("two", "three")
+    .add_edge("three", END)
+    .compile()
+)
