@@ -19,6 +19,7 @@ STEP_SECONDS = float(os.environ.get("GRAPHYARD_TEST_STEP_SECONDS", "0.3"))
 
 class LedgerState(TypedDict, total=False):
     seq: int
+    seconds: float  # how long each node works (default GRAPHYARD_TEST_STEP_SECONDS)
     steps: Annotated[list[str], operator.add]
 
 
@@ -50,7 +51,7 @@ def _step(name: str) -> Any:
     async def step(state: LedgerState, config: RunnableConfig) -> LedgerState:
         _record("start", name, config, state)
         try:
-            await asyncio.sleep(STEP_SECONDS)  # the node's work
+            await asyncio.sleep(state.get("seconds", STEP_SECONDS))  # the node's work
         except asyncio.CancelledError:
             _record("cancelled", name, config, state)
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -282,6 +283,8 @@ class StreamOutcomes:
     error_event: int = 0
     refused: int = 0
     hung: int = 0
+    open_now: int = 0
+    open_at_fault: int = 0  # streams in flight when the broker went away
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -307,7 +310,11 @@ async def _streamer(
                         continue
                     run_id = response.headers["content-location"].rstrip("/").split("/")[-1]
                     outcomes.runs[thread_id] = [{"run_id": run_id, "thread_id": thread_id}]
-                    events = [event.event async for event in read_sse(response)]
+                    outcomes.open_now += 1
+                    try:
+                        events = [event.event async for event in read_sse(response)]
+                    finally:
+                        outcomes.open_now -= 1
         except TimeoutError:
             outcomes.hung += 1
             continue
@@ -330,6 +337,8 @@ async def test_redis_down_six_seconds_with_streaming_clients(cluster: Cluster, h
     outcomes = StreamOutcomes()
     streamers = [asyncio.create_task(_streamer(http, api, traffic, stop, outcomes)) for _ in range(8)]
     await eventually(lambda: _ledger_count(cluster.ledger), lambda n: n >= 8, timeout=120, what="runs executing")
+    await eventually(lambda: _open(outcomes), lambda n: n >= 4, timeout=120, what="streams in flight")
+    outcomes.open_at_fault = outcomes.open_now
     cluster.redis.stop()
     await asyncio.sleep(OUTAGE_SECONDS)  # the fault's duration, not a wait for state
     cluster.redis.start()
@@ -345,7 +354,56 @@ async def test_redis_down_six_seconds_with_streaming_clients(cluster: Cluster, h
     _assert_clean(verdict, busy, traffic, cluster)
     assert outcomes.hung == 0
     assert outcomes.completed > 0
+    assert outcomes.open_at_fault >= 4  # the fault did hit streams in flight
 
 
 async def _completed(outcomes: StreamOutcomes) -> int:
     return outcomes.completed
+
+
+async def _open(outcomes: StreamOutcomes) -> int:
+    return outcomes.open_now
+
+
+async def test_a_paused_worker_writes_nothing_after_its_run_was_taken_over(
+    cluster: Cluster, http: httpx.AsyncClient
+) -> None:
+    """A worker frozen mid-node (SIGSTOP) past its lease loses the run to the other worker, which finishes it;
+    thawed, the stale worker writes no checkpoint and no status, and runs no further node: it stops."""
+    api = await cluster.start()
+    traffic = Traffic()
+    thread = await _until_ok(http, traffic, "POST", f"{api.url}/threads", {})
+    body = {"assistant_id": "ledger", "input": {"seq": 0, "seconds": 1.5}}
+    run = await _until_ok(http, traffic, "POST", f"{api.url}/threads/{thread['thread_id']}/runs", body)
+
+    async def first_start() -> list[dict[str, Any]]:
+        if not cluster.ledger.exists():
+            return []
+        return [e for e in map(orjson.loads, cluster.ledger.read_bytes().splitlines()) if e["event"] == "start"]
+
+    [started] = await eventually(first_start, bool, timeout=60.0, what="the first node to start")
+    stale = next(p for p in cluster.processes if p.process.pid == started["pid"])
+    os.kill(started["pid"], signal.SIGSTOP)
+    try:
+        url = f"{api.url}/threads/{thread['thread_id']}/runs/{run['run_id']}"
+
+        async def status() -> str:
+            return str((await _until_ok(http, traffic, "GET", url))["status"])
+
+        assert await eventually(status, lambda s: s == "success", timeout=60.0, what="takeover and finish") == "success"
+    finally:
+        os.kill(started["pid"], signal.SIGCONT)
+
+    async def stale_stopped() -> bool:
+        return "run taken over by another attempt" in stale.log() or "lease lost" in stale.log()
+
+    await eventually(stale_stopped, bool, timeout=30.0, what="the stale worker to stop its attempt")
+    entries = list(map(orjson.loads, cluster.ledger.read_bytes().splitlines()))
+    assert [e["node"] for e in entries if e["pid"] == stale.process.pid and e["event"] == "start"] == ["one"]
+    state = await _until_ok(http, traffic, "GET", f"{api.url}/threads/{thread['thread_id']}/state")
+    assert state["values"]["steps"] == ["one", "two", "three"]
+    history = await _until_ok(http, traffic, "POST", f"{api.url}/threads/{thread['thread_id']}/history", {"limit": 50})
+    steps = [h["metadata"]["step"] for h in history]
+    assert len(steps) == len(set(steps)), steps  # no second branch written by the stale attempt
+    assert (await _until_ok(http, traffic, "GET", url))["status"] == "success"
+    assert stale.alive
