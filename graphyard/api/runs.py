@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -369,7 +370,12 @@ async def _stream(request: Request, *, stateless: bool) -> Response:
         async def on_disconnect() -> None:
             await _cancel_quietly(svc, run)
 
-    body = relay(sub, with_ids=bool(run.kwargs.get("resumable")), on_disconnect=on_disconnect)
+    body = relay(
+        sub,
+        with_ids=bool(run.kwargs.get("resumable")),
+        on_disconnect=on_disconnect,
+        settled=functools.partial(runs.settled, svc, run.run_id),
+    )
     return sse_response(body, headers)
 
 
@@ -457,6 +463,7 @@ async def join_stream(request: Request) -> Response:
         with_ids=bool(run.kwargs.get("resumable")),
         accept=(lambda event: wants(event, modes)) if modes else None,
         on_disconnect=on_disconnect,
+        settled=functools.partial(runs.settled, svc, run.run_id),
     )
     return sse_response(body, {"Location": f"/threads/{thread_id}/runs/{run_id}/stream"})
 

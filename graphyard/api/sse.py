@@ -18,6 +18,12 @@ HEARTBEAT = b": heartbeat\r\n\r\n"
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
+EVENTS_LOST = (
+    "The run ended but this stream lost its last events (the broker was unreachable); "
+    "read the run's outcome with runs.join or the thread's state"
+)
+
+
 def frame(event: str, data: bytes, event_id: str | None = None) -> bytes:
     out = b"event: " + event.encode() + b"\r\ndata: " + data + b"\r\n"
     if event_id is not None:
@@ -45,17 +51,27 @@ async def relay(
     with_ids: bool,
     accept: Callable[[str], bool] | None = None,
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    settled: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[bytes]:
     """Frames for every accepted event of the subscription until its channel closes; heartbeats during
     silence. If the client goes away first, on_disconnect runs (e.g. to cancel the run). Once the
-    response has started, a failure becomes an `error` event and a clean end."""
+    response has started, a failure becomes an `error` event and a clean end. With `settled` (has the run
+    ended?), a stream still silent a whole heartbeat after its run ended says its last events were lost
+    and ends, instead of waiting for events that will never come."""
     finished = False
+    silent_after_end = 0
     try:
         while True:
             try:
                 item: StreamEvent = await asyncio.wait_for(anext(sub), HEARTBEAT_SECONDS)
             except TimeoutError:
                 yield HEARTBEAT
+                if settled is not None and await settled():
+                    silent_after_end += 1
+                    if silent_after_end >= 2:
+                        finished = True
+                        yield error_frame("EventsLost", EVENTS_LOST)
+                        return
                 continue
             except StopAsyncIteration:
                 finished = True

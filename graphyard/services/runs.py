@@ -42,6 +42,7 @@ from graphyard.services.run_kwargs import RESERVED_METADATA, build_kwargs, strip
 from graphyard.services.state import require_checkpoint
 from graphyard.services.threads import new_thread
 from graphyard.services.webhooks import validate_webhook
+from graphyard.storage.errors import Unavailable
 from graphyard.storage.ports import Session
 
 # How long a create with interrupt/rollback waits for the superseded runs to stop.
@@ -228,6 +229,17 @@ async def result(
         finally:
             await sub.aclose()
             sub = None
+
+
+async def settled(svc: Services, run_id: str) -> bool:
+    """Whether the run has ended (or is gone), so no worker will publish to its stream again. False while
+    the database cannot say."""
+    try:
+        async with svc.storage.read() as db:
+            run = await db.get_run(run_id)
+    except Unavailable:
+        return False
+    return run is None or run.status in RUN_TERMINAL
 
 
 async def ended_output(svc: Services, thread_id: str, run_id: str) -> tuple[bool, Any]:
