@@ -196,8 +196,12 @@ class PostgresStorage:
         async with self._listen_lock:
             if self._listener is not None:
                 return
-            # The listener connects (and reconnects) by itself: a database that is away now only
-            # means workers fall back to their idle timeout until it is back.
+            try:
+                self._listen_conn = await self._subscribe()
+            except Unavailable:
+                # The listener keeps trying by itself: until the database is back, workers fall back
+                # to their idle timeout.
+                self._listen_conn = None
             self._listener = asyncio.create_task(self._listen(), name="graphyard-pg-listener")
 
     async def _subscribe(self) -> AsyncConnection[DictRow]:
