@@ -12,6 +12,7 @@ from langgraph.types import Command, Send
 
 from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine import webhooks
+from graphyard.engine.attempts import Attempt
 from graphyard.engine.outbox import Outbox
 from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Lease, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
@@ -332,12 +333,19 @@ class WebhookCall:
     body: Json
 
 
-async def execute(svc: Services, run: Run, lease: Lease | None = None) -> WebhookCall | None:
+async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> WebhookCall | None:
     """Run to completion, honouring cancel signals and the run timeout; closes the event stream unless the
     attempt ended for a reason of our own (shutdown, a dependency away, the lease lost: the run goes on in
     another attempt, on the same stream). Every write is fenced by `lease`. Returns the webhook to call,
-    if the run has one, for the caller to deliver outside the run's slot."""
+    if the run has one, for the caller to deliver outside the run's slot. The attempt is marked settled as
+    soon as its outcome is committed, so the lease keeper does not mistake the released lease for a takeover."""
+    lease = attempt.lease if attempt is not None else None
     execution = Execution(svc, run, lease)
+
+    def settled() -> None:
+        if attempt is not None:
+            attempt.settled = True
+
     started_at = isoformat(now())
     status = RunStatus.SUCCESS
     error: Json | None = None
@@ -369,6 +377,7 @@ async def execute(svc: Services, run: Run, lease: Lease | None = None) -> Webhoo
             outcome = Outcome(RunStatus.TIMEOUT, {"__error__": body}, error=body)
         unregister()
         await finish(svc, run, outcome, lease)
+        settled()
         final: Any = outcome.output
         status, error, values = outcome.status, outcome.error, outcome.values
     except asyncio.CancelledError:
@@ -381,11 +390,13 @@ async def execute(svc: Services, run: Run, lease: Lease | None = None) -> Webhoo
         execution.log.info("run cancelled", action=action.value)
         if action is CancelAction.ROLLBACK:
             await rollback(svc, run, lease)
+            settled()
             final = None
         else:
             snapshot = await thread_snapshot(svc, run)
             final = snapshot.values if snapshot and snapshot.values is not None else {}
             await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final), lease)
+            settled()
             status, values = RunStatus.INTERRUPTED, final
     except BaseException as exc:
         if isinstance(exc, LeaseLost):

@@ -143,7 +143,7 @@ class Worker:
     async def _execute(self, run: Run, attempt: Attempt) -> None:
         run_id, lease = run.run_id, attempt.lease
         try:
-            call = await execute(self.svc, run, lease)
+            call = await execute(self.svc, run, attempt)
             attempt.settled = True
             if call is not None:
                 # Delivery runs beside the worker's slots, so a slow receiver never holds up runs.
