@@ -180,8 +180,8 @@ COMMANDS = {"dev": dev, "serve": serve, "worker": worker, "migrate": migrate}
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure(args.log_level)
     try:
+        configure(args.log_level)
         return COMMANDS[args.command](args)
     except (ConfigError, CliError, ValueError) as exc:
         print(f"graphyard: {exc}", file=sys.stderr)

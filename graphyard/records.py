@@ -139,6 +139,17 @@ class Run:
     def is_inflight(self) -> bool:
         return self.status in RUN_INFLIGHT
 
+    def log_fields(self) -> dict[str, Any]:
+        """The keys every log line and span about this run carries (the reference's names)."""
+        configurable = (self.kwargs.get("config") or {}).get("configurable") or {}
+        return {
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "assistant_id": self.assistant_id,
+            "graph_id": configurable.get("graph_id"),
+            "run_attempt": self.attempt,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Cron:

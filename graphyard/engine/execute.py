@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -90,7 +91,7 @@ class Execution:
         self.cancel_action: CancelAction | None = None
         self.message_seen: set[str] = set()
         self.message_parts: dict[str, BaseMessageChunk] = {}
-        self.log = log.bind(run_id=run.run_id, thread_id=run.thread_id, attempt=run.attempt)
+        self.log = log.bind(**run.log_fields())
 
     async def publish(self, event: str, data: Any) -> None:
         """Encode once; the bytes go to the run's stream and to its thread's stream."""
@@ -132,8 +133,8 @@ class Execution:
             raise
         except RunCancelled:
             raise
-        except Exception as exc:  # noqa: BLE001 - any graph error becomes run status `error`, never a crash
-            self.log.info("run failed", error=repr(exc))
+        except Exception as exc:  # any graph error becomes run status `error` (logged with its traceback)
+            self.log.error("run failed: the graph raised", error=repr(exc), exc_info=exc)
             body = error_body(exc)
             await self.publish("error", body)
             return Outcome(RunStatus.ERROR, {"__error__": body}, error=body)
@@ -310,6 +311,8 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     Returns the webhook to call, if the run has one, for the caller to deliver outside the run's slot."""
     execution = Execution(svc, run)
     started_at = isoformat(now())
+    started = time.monotonic()
+    execution.log.info("run started", run_wait_time_ms=max(0, round((time.time() - run.available_at) * 1000)))
     status = RunStatus.SUCCESS
     error: Json | None = None
     values: Any = None
@@ -346,6 +349,7 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
         unregister()
         action = execution.cancel_action
         if action is None:
+            execution.log.info("run handed back", run_exec_ms=round((time.monotonic() - started) * 1000))
             raise  # the worker is shutting down; it requeues the run
         # The cancel consumed our cancellation; uncancel so the bookkeeping below can await.
         task.uncancel()
@@ -361,6 +365,11 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     except BaseException:
         await svc.broker.close_channel(execution.channel)
         raise
+    execution.log.info(
+        "run finished",
+        status="deleted" if final is None and execution.cancel_action is CancelAction.ROLLBACK else status.value,
+        run_exec_ms=round((time.monotonic() - started) * 1000),
+    )
     await svc.broker.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
     await svc.broker.close_channel(execution.channel)
     await svc.broker.publish(

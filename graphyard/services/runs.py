@@ -20,6 +20,7 @@ from graphyard.errors import (
     ThreadOrAssistantNotFound,
     Unprocessable,
 )
+from graphyard.logs import get_logger
 from graphyard.records import (
     RUN_TERMINAL,
     Assistant,
@@ -43,6 +44,8 @@ from graphyard.services.state import require_checkpoint
 from graphyard.services.threads import new_thread
 from graphyard.services.webhooks import validate_webhook
 from graphyard.storage.ports import Session
+
+log = get_logger("graphyard.runs")
 
 # How long a create with interrupt/rollback waits for the superseded runs to stop.
 SUPERSEDE_DEADLINE = 30.0
@@ -169,6 +172,7 @@ async def create(
             for other in inflight:
                 (superseded if await _cancel_in_tx(tx, other, action) else stopped).append(other)
     svc.storage.notify_work()
+    log.info("run created", **run.log_fields(), multitask_strategy=strategy.value)
     await _end_streams(svc, stopped, action)
     if superseded:
         await _signal_and_wait(svc, superseded, action)
