@@ -152,6 +152,27 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class LeasedRun:
+    """A run with the lease a worker holds on it (for operators: who runs it, until when)."""
+
+    run: Run
+    lease_owner: str | None
+    lease_expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The queue at one moment, whole database."""
+
+    runs_by_status: dict[str, int]
+    pending_due: int
+    pending_delayed: int
+    oldest_due_at: float | None
+    running_by_worker: dict[str, int]
+    expired_leases: int
+
+
+@dataclass(frozen=True, slots=True)
 class Cron:
     """A schedule that creates runs from `payload`: on its thread, or stateless when thread_id is None.
     Times are fixed-width ISO strings in UTC; `timezone` is the IANA zone the schedule is read in."""

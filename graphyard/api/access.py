@@ -1,4 +1,5 @@
-"""Pure-ASGI access middleware: one INFO line per request (not /ok) with the route template, status and time."""
+"""Pure-ASGI access middleware: one INFO line per request (not /ok) with the route template, status and
+time, and the HTTP request metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphyard import metrics
 from graphyard.logs import get_logger
 
 log = get_logger("graphyard.access")
@@ -42,11 +44,9 @@ class AccessMiddleware:
         try:
             await self.app(scope, receive, recording)
         finally:
+            ms = (time.perf_counter() - started) * 1000
+            route, method = route_template(scope), scope["method"]
+            metrics.HTTP_REQUESTS.labels(method=method, path=route, status=str(status)).inc()
+            metrics.HTTP_LATENCY.labels(method=method, path=route).observe(ms)
             if scope["path"] not in QUIET_PATHS:
-                log.info(
-                    "request",
-                    method=scope["method"],
-                    route=route_template(scope),
-                    status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 1),
-                )
+                log.info("request", method=method, route=route, status=status, ms=round(ms, 1))

@@ -11,6 +11,7 @@ from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
+from graphyard import metrics
 from graphyard.engine import webhooks
 from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
@@ -312,7 +313,10 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     execution = Execution(svc, run)
     started_at = isoformat(now())
     started = time.monotonic()
-    execution.log.info("run started", run_wait_time_ms=max(0, round((time.time() - run.available_at) * 1000)))
+    waited_ms = max(0, round((time.time() - run.available_at) * 1000))
+    if run.attempt <= 1:
+        metrics.RUN_WAIT.observe(waited_ms)
+    execution.log.info("run started", run_wait_time_ms=waited_ms)
     status = RunStatus.SUCCESS
     error: Json | None = None
     values: Any = None
@@ -365,11 +369,11 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     except BaseException:
         await svc.broker.close_channel(execution.channel)
         raise
-    execution.log.info(
-        "run finished",
-        status="deleted" if final is None and execution.cancel_action is CancelAction.ROLLBACK else status.value,
-        run_exec_ms=round((time.monotonic() - started) * 1000),
-    )
+    label = "deleted" if final is None and execution.cancel_action is CancelAction.ROLLBACK else status.value
+    exec_ms = round((time.monotonic() - started) * 1000)
+    metrics.RUN_EXECUTION.labels(status=label).observe(exec_ms)
+    metrics.RUNS_FINISHED.labels(status=label).inc()
+    execution.log.info("run finished", status=label, run_exec_ms=exec_ms)
     await svc.broker.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
     await svc.broker.close_channel(execution.channel)
     await svc.broker.publish(

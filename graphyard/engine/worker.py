@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 
+from graphyard import metrics
 from graphyard.engine.execute import Outcome, execute, finish, mark_failed
 from graphyard.engine.leases import heartbeat, sweeper
 from graphyard.engine.scheduler import scheduler
@@ -34,6 +35,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._webhooks: set[asyncio.Task[bool]] = set()
         self.log = log.bind(worker_id=self.worker_id)
+        metrics.set_worker_slots(self.concurrency, 0)
 
     async def recover(self) -> None:
         """Runs left `running` by a dead process go back to the queue, or fail after the retry limit."""
@@ -91,6 +93,7 @@ class Worker:
             if run is not None:
                 task = asyncio.create_task(self._execute(run.run_id, run), name=f"run-{run.run_id}")
                 self._tasks[task] = run.run_id
+                metrics.set_worker_slots(self.concurrency, len(self._tasks))
                 task.add_done_callback(self._done)
                 continue
             timeout = MAX_IDLE_SECONDS if next_at is None else min(MAX_IDLE_SECONDS, max(0.0, next_at - time.time()))
@@ -122,6 +125,7 @@ class Worker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
+        metrics.set_worker_slots(self.concurrency, len(self._tasks))
         self._slot_free.set()
 
     async def drain(self, deadline: float) -> None:
