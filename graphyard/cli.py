@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
+from graphyard.admin import ADMIN_COMMANDS, add_admin_commands
 from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
 from graphyard.graphs import GraphRegistry
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(worker, port=None, host=None)
     migrate = sub.add_parser("migrate", help="apply database migrations to DATABASE_URI and exit")
     migrate.add_argument("--log-level", default="INFO")
+    add_admin_commands(sub)
     return parser
 
 
@@ -175,7 +177,7 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dev": dev, "serve": serve, "worker": worker, "migrate": migrate}
+COMMANDS = {"dev": dev, "serve": serve, "worker": worker, "migrate": migrate, **ADMIN_COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
