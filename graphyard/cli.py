@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
-from graphyard import __version__
+from graphyard import __version__, tracing
 from graphyard.admin import ADMIN_COMMANDS, add_admin_commands
 from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
@@ -290,10 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         configure(args.log_level)
+        if args.command in ("serve", "worker") or (args.command == "dev" and args.no_reload):
+            tracing.configure()
         return COMMANDS[args.command](args)
     except (ConfigError, CliError, ValueError) as exc:
         print(f"graphyard: {exc}", file=sys.stderr)
         return 2
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

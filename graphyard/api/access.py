@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphyard import metrics
+from graphyard import metrics, tracing
 from graphyard.logs import get_logger
 
 log = get_logger("graphyard.access")
@@ -34,6 +36,17 @@ class AccessMiddleware:
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
+        method = scope["method"]
+        span = None
+        if tracing.enabled():
+            # A caller's traceparent makes this request a child of its trace.
+            carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            span = tracing.tracer.start_span(
+                method,
+                context=propagate.extract(carrier),
+                kind=SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": scope["path"]},
+            )
 
         async def recording(message: Message) -> None:
             nonlocal status
@@ -45,8 +58,15 @@ class AccessMiddleware:
             await self.app(scope, receive, recording)
         finally:
             ms = (time.perf_counter() - started) * 1000
-            route, method = route_template(scope), scope["method"]
+            route = route_template(scope)
             metrics.HTTP_REQUESTS.labels(method=method, path=route, status=str(status)).inc()
             metrics.HTTP_LATENCY.labels(method=method, path=route).observe(ms)
             if scope["path"] not in QUIET_PATHS:
                 log.info("request", method=method, route=route, status=status, ms=round(ms, 1))
+            if span is not None:
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                span.end()

@@ -10,8 +10,9 @@ from typing import Any, cast
 from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
+from opentelemetry.trace import Span, Status, StatusCode
 
-from graphyard import metrics
+from graphyard import metrics, tracing
 from graphyard.engine import webhooks
 from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
@@ -93,6 +94,7 @@ class Execution:
         self.message_seen: set[str] = set()
         self.message_parts: dict[str, BaseMessageChunk] = {}
         self.log = log.bind(**run.log_fields())
+        self.span: Span | None = None
 
     async def publish(self, event: str, data: Any) -> None:
         """Encode once; the bytes go to the run's stream and to its thread's stream."""
@@ -111,6 +113,9 @@ class Execution:
         requested = list(kwargs.get("stream_mode") or ["values"])
         modes = {_LANGGRAPH_MODE[m] for m in requested if m in _LANGGRAPH_MODE} | {"values", "updates"}
         subgraphs = bool(kwargs.get("subgraphs"))
+        if self.span is not None:
+            # The run's config comes from JSON, so it carries no callbacks of its own to keep.
+            config["callbacks"] = [tracing.NodeSpans(self.span)]
         checkpointer = None if run.temporary else svc.storage.checkpointer
         graph_input: Any = kwargs.get("input")
         if kwargs.get("command"):
@@ -311,6 +316,17 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     """Run to completion, honouring cancel signals and the run timeout; always closes the event stream.
     Returns the webhook to call, if the run has one, for the caller to deliver outside the run's slot."""
     execution = Execution(svc, run)
+    with tracing.span("run execute", tracing.run_attributes(run.log_fields())) as span:
+        execution.span = span
+        return await _execute(svc, run, execution)
+
+
+async def _finish(svc: Services, run: Run, outcome: Outcome) -> None:
+    with tracing.span("run finish", {"graphyard.run_id": run.run_id, "graphyard.status": outcome.status.value}):
+        await finish(svc, run, outcome)
+
+
+async def _execute(svc: Services, run: Run, execution: Execution) -> WebhookCall | None:
     started_at = isoformat(now())
     started = time.monotonic()
     waited_ms = max(0, round((time.time() - run.available_at) * 1000))
@@ -346,7 +362,7 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
             await execution.publish("error", body)
             outcome = Outcome(RunStatus.TIMEOUT, {"__error__": body}, error=body)
         unregister()
-        await finish(svc, run, outcome)
+        await _finish(svc, run, outcome)
         final: Any = outcome.output
         status, error, values = outcome.status, outcome.error, outcome.values
     except asyncio.CancelledError:
@@ -364,7 +380,7 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
         else:
             snapshot = await thread_snapshot(svc, run)
             final = snapshot.values if snapshot and snapshot.values is not None else {}
-            await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final))
+            await _finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final))
             status, values = RunStatus.INTERRUPTED, final
     except BaseException:
         await svc.broker.close_channel(execution.channel)
@@ -374,6 +390,10 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     metrics.RUN_EXECUTION.labels(status=label).observe(exec_ms)
     metrics.RUNS_FINISHED.labels(status=label).inc()
     execution.log.info("run finished", status=label, run_exec_ms=exec_ms)
+    if execution.span is not None:
+        execution.span.set_attribute("graphyard.status", label)
+        if status in (RunStatus.ERROR, RunStatus.TIMEOUT):
+            execution.span.set_status(Status(StatusCode.ERROR, label))
     await svc.broker.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
     await svc.broker.close_channel(execution.channel)
     await svc.broker.publish(

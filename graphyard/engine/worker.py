@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 
-from graphyard import metrics
+from graphyard import metrics, tracing
 from graphyard.engine.execute import Outcome, execute, finish, mark_failed
 from graphyard.engine.leases import heartbeat, sweeper
 from graphyard.engine.scheduler import scheduler
@@ -87,10 +87,14 @@ class Worker:
                 self._slot_free.clear()
                 await _first(stop.wait(), self._slot_free.wait())
                 continue
+            claim_started = time.time_ns()
             async with storage.transaction() as tx:
                 run = await tx.claim_run(self.worker_id, time.time(), self.svc.settings.lease_seconds)
                 next_at = None if run else await tx.next_available_at()
             if run is not None:
+                if tracing.enabled():  # only claims that took a run: idle polls would be noise
+                    attributes = {**tracing.run_attributes(run.log_fields()), "graphyard.worker_id": self.worker_id}
+                    tracing.tracer.start_span("run claim", start_time=claim_started, attributes=attributes).end()
                 task = asyncio.create_task(self._execute(run.run_id, run), name=f"run-{run.run_id}")
                 self._tasks[task] = run.run_id
                 metrics.set_worker_slots(self.concurrency, len(self._tasks))
