@@ -42,12 +42,12 @@ async def sweep_once(svc: Services) -> int:
                 failed.append(run)
             else:
                 await tx.requeue_run(run.run_id, isoformat(now()))
-                log.warning("run lease expired, requeued", run_id=run.run_id, attempt=run.attempt)
+                log.warning("run lease expired, requeued", **run.log_fields())
     for run in failed:
         body = {"error": "RetryLimitExceeded", "message": f"Run lost its worker {run.attempt} times"}
         await finish(svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
         await svc.broker.close_channel(run_channel(run.run_id))
-        log.error("run failed after retries", run_id=run.run_id, attempts=run.attempt)
+        log.error("run failed after retries", **run.log_fields())
     if expired:
         svc.storage.notify_work()
     return len(expired)

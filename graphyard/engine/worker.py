@@ -46,10 +46,10 @@ class Worker:
                 if run.attempt >= self.svc.settings.max_attempts:
                     body = {"error": "RetryLimitExceeded", "message": f"Run failed after {run.attempt} attempts"}
                     await tx.finish_run(run.run_id, RunStatus.ERROR, {"__error__": body}, stamp)
-                    self.log.warning("run abandoned after retries", run_id=run.run_id, attempts=run.attempt)
+                    self.log.warning("run abandoned after retries", **run.log_fields())
                 else:
                     await tx.requeue_run(run.run_id, stamp)
-                    self.log.info("run requeued after restart", run_id=run.run_id, attempt=run.attempt)
+                    self.log.info("run requeued after restart", **run.log_fields())
         for run in orphans:
             if run.attempt >= self.svc.settings.max_attempts:
                 body = {"error": "RetryLimitExceeded", "message": f"Run failed after {run.attempt} attempts"}
@@ -108,7 +108,7 @@ class Worker:
             call = await execute(self.svc, run)
             if call is not None:
                 # Delivery runs beside the worker's slots, so a slow receiver never holds up runs.
-                hook = asyncio.create_task(deliver(call.url, call.body, run_id=run_id), name=f"webhook-{run_id}")
+                hook = asyncio.create_task(deliver(call.url, call.body, run=run), name=f"webhook-{run_id}")
                 self._webhooks.add(hook)
                 hook.add_done_callback(self._webhooks.discard)
         except asyncio.CancelledError:
@@ -118,12 +118,12 @@ class Worker:
                     await tx.requeue_run(run_id, isoformat(now()))
             raise
         except Exception:
-            self.log.exception("run crashed the executor", run_id=run_id)
+            self.log.exception("run crashed the executor", **run.log_fields())
             body = {"error": "InternalError", "message": "An internal error occurred"}
             try:
                 await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body))
             except Exception:
-                self.log.exception("finishing the run failed; marking it failed", run_id=run_id)
+                self.log.exception("finishing the run failed; marking it failed", **run.log_fields())
                 await mark_failed(self.svc, run, body)
             await self.svc.broker.close_channel(run_channel(run_id))
 
