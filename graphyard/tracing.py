@@ -15,7 +15,8 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 tracer = trace.get_tracer("graphyard")
@@ -63,11 +64,33 @@ def shutdown() -> None:
         _provider.shutdown()
 
 
-def span(name: str, attributes: dict[str, Any] | None = None) -> AbstractContextManager[Span | None]:
+def span(
+    name: str, attributes: dict[str, Any] | None = None, parent: Context | None = None
+) -> AbstractContextManager[Span | None]:
     """A span around a block, current inside it; nothing at all when tracing is off."""
     if _provider is None:
         return contextlib.nullcontext()
-    return tracer.start_as_current_span(name, attributes=attributes)
+    return tracer.start_as_current_span(name, context=parent, attributes=attributes)
+
+
+# Where a run keeps the trace it was created in (the reference's reserved configurable keys, stripped
+# from requests), so its execution on any worker joins the creating request's trace.
+_CARRIER_KEYS = {"traceparent": "__otel_traceparent__", "tracestate": "__otel_tracestate__"}
+
+
+def trace_carrier() -> dict[str, str]:
+    """The current trace context as configurable keys; empty when tracing is off."""
+    if _provider is None:
+        return {}
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return {_CARRIER_KEYS[k]: v for k, v in headers.items() if k in _CARRIER_KEYS}
+
+
+def run_context(configurable: dict[str, Any]) -> Context | None:
+    """The trace context a run was created in (None: start a new trace)."""
+    headers = {k: configurable[key] for k, key in _CARRIER_KEYS.items() if isinstance(configurable.get(key), str)}
+    return propagate.extract(headers) if headers else None
 
 
 def run_attributes(fields: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,7 +55,12 @@ class AccessMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, recording)
+            if span is None:
+                await self.app(scope, receive, recording)
+            else:
+                # Current while the app runs: runs created by this request join its trace.
+                with trace.use_span(span, end_on_exit=False):
+                    await self.app(scope, receive, recording)
         finally:
             ms = (time.perf_counter() - started) * 1000
             route = route_template(scope)

@@ -316,7 +316,9 @@ async def execute(svc: Services, run: Run) -> WebhookCall | None:
     """Run to completion, honouring cancel signals and the run timeout; always closes the event stream.
     Returns the webhook to call, if the run has one, for the caller to deliver outside the run's slot."""
     execution = Execution(svc, run)
-    with tracing.span("run execute", tracing.run_attributes(run.log_fields())) as span:
+    configurable = (run.kwargs.get("config") or {}).get("configurable") or {}
+    parent = tracing.run_context(configurable) if tracing.enabled() else None
+    with tracing.span("run execute", tracing.run_attributes(run.log_fields()), parent) as span:
         execution.span = span
         return await _execute(svc, run, execution)
 

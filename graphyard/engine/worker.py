@@ -94,7 +94,11 @@ class Worker:
             if run is not None:
                 if tracing.enabled():  # only claims that took a run: idle polls would be noise
                     attributes = {**tracing.run_attributes(run.log_fields()), "graphyard.worker_id": self.worker_id}
-                    tracing.tracer.start_span("run claim", start_time=claim_started, attributes=attributes).end()
+                    parent = tracing.run_context(run.kwargs["config"].get("configurable") or {})
+                    claim = tracing.tracer.start_span(
+                        "run claim", context=parent, start_time=claim_started, attributes=attributes
+                    )
+                    claim.end()
                 task = asyncio.create_task(self._execute(run.run_id, run), name=f"run-{run.run_id}")
                 self._tasks[task] = run.run_id
                 metrics.set_worker_slots(self.concurrency, len(self._tasks))

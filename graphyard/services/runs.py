@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from graphyard import tracing
 from graphyard.broker.ports import Subscription
 from graphyard.errors import (
     InvalidRequest,
@@ -148,6 +149,7 @@ async def create(
         metadata.update(request_metadata)
         metadata["assistant_id"] = assistant.assistant_id
         kwargs["config"]["metadata"] = {**metadata, **kwargs["config"]["metadata"]}
+        kwargs["config"]["configurable"].update(tracing.trace_carrier())
         run = Run(
             run_id=run_id,
             thread_id=thread_id,

@@ -64,7 +64,11 @@ async def test_spans_for_requests_runs_and_nodes_reach_the_collector(
     assert execute.attributes["graphyard.thread_id"] == thread["thread_id"]
     assert execute.attributes["graphyard.graph_id"] == "failing"
     assert execute.attributes["graphyard.status"] == "error" and execute.status_code == ERROR
-    assert one(spans, "run claim", run["run_id"]).attributes["graphyard.worker_id"].startswith("worker-")
+    claim = one(spans, "run claim", run["run_id"])
+    assert claim.attributes["graphyard.worker_id"].startswith("worker-")
+    assert claim.trace_id == request.trace_id
+    assert execute.trace_id == request.trace_id, "the run joins the trace of the request that created it"
+    assert execute.parent_span_id == request.span_id
     finish = one(spans, "run finish", run["run_id"])
     assert (finish.trace_id, finish.parent_span_id) == (execute.trace_id, execute.span_id)
     ok, boom = one(spans, "node ok"), one(spans, "node boom")
