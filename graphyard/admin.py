@@ -95,6 +95,12 @@ async def _services(args: argparse.Namespace) -> AsyncIterator[Services]:
     # SQLite deployments are one process with an in-process broker: a cancel reaches the run through
     # its row, which the server's lease heartbeat reads. PostgreSQL ones signal through Redis at once.
     broker_url = settings.broker_url if postgres else None
+    if postgres and broker_url is None and args.command == "runs" and args.runs_command == "cancel":
+        print(
+            "graphyard: REDIS_URI is not set: the cancel reaches the run's worker at its next lease heartbeat, "
+            "not at once",
+            file=sys.stderr,
+        )
     storage = await open_storage(database)
     broker = await open_broker(broker_url, prefix=settings.redis_prefix, ttl_seconds=settings.stream_ttl_seconds)
     try:

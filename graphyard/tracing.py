@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -82,6 +82,8 @@ def trace_carrier() -> dict[str, str]:
     """The current trace context as configurable keys; empty when tracing is off."""
     if _provider is None:
         return {}
+    from opentelemetry import propagate  # reads its entry points at import: only when tracing is on
+
     headers: dict[str, str] = {}
     propagate.inject(headers)
     return {_CARRIER_KEYS[k]: v for k, v in headers.items() if k in _CARRIER_KEYS}
@@ -90,7 +92,14 @@ def trace_carrier() -> dict[str, str]:
 def run_context(configurable: dict[str, Any]) -> Context | None:
     """The trace context a run was created in (None: start a new trace)."""
     headers = {k: configurable[key] for k, key in _CARRIER_KEYS.items() if isinstance(configurable.get(key), str)}
-    return propagate.extract(headers) if headers else None
+    return extract(headers) if headers else None
+
+
+def extract(headers: dict[str, str]) -> Context:
+    """The trace context W3C headers (traceparent, tracestate) carry."""
+    from opentelemetry import propagate
+
+    return propagate.extract(headers)
 
 
 def run_attributes(fields: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,7 +43,7 @@ class AccessMiddleware:
             carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
             span = tracing.tracer.start_span(
                 method,
-                context=propagate.extract(carrier),
+                context=tracing.extract(carrier),
                 kind=SpanKind.SERVER,
                 attributes={"http.request.method": method, "url.path": scope["path"]},
             )

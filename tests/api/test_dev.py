@@ -19,6 +19,8 @@ from tests.api.clients import open_client
 from tests.api.support import ROOT, Server, eventually, free_port, wait_for_file, wait_ready
 
 pytestmark = pytest.mark.timeout(240)
+# With reload the project is loaded twice (supervisor, then server): slow on a loaded machine.
+STARTUP = 120.0
 
 GRAPH = """
 import asyncio
@@ -123,7 +125,7 @@ async def test_reload_picks_up_an_edit_and_resumes_the_run_in_flight(tmp_path: P
     config = project(tmp_path, version=1)
     server = start_dev(config, tmp_path / "dev.log")
     servers.append(server)
-    await wait_ready(server)
+    await wait_ready(server, timeout=STARTUP)
     assert await version_of(server) == 1
     gate = tmp_path / "gate"
     async with open_client(server) as client:
@@ -155,7 +157,7 @@ async def test_no_reload_ignores_edits(tmp_path: Path, servers: list[Server]) ->
     config = project(tmp_path, version=1)
     server = start_dev(config, tmp_path / "dev.log", ["--no-reload"])
     servers.append(server)
-    await wait_ready(server)
+    await wait_ready(server, timeout=STARTUP)
     (tmp_path / "agent.py").write_text(GRAPH.format(version=2))
     (tmp_path / "other.py").write_text("x = 1\n")
     # Three runs after the edit: a reloading server would be restarting or serving version 2 by then.
@@ -172,7 +174,7 @@ async def test_banner_links_and_inert_flags(tmp_path: Path, servers: list[Server
     args = ["--no-reload", "--tunnel", "--debug-port", "5678", "--no-browser", "--studio-url", "https://studio.test"]
     server = start_dev(config, tmp_path / "dev.log", args)
     servers.append(server)
-    await wait_ready(server)
+    await wait_ready(server, timeout=STARTUP)
     lines = server.log().splitlines()
     api = f"http://127.0.0.1:{server.port}"
     assert f"- API: {api}" in lines
