@@ -66,7 +66,16 @@ class SqliteBackend:
     async def launch(self, *, config: Path, workdir: Path, port: int, n_jobs: int) -> AsyncIterator[Launch]:
         database = workdir / "graphyard.sqlite"
         yield Launch(
-            [sys.executable, "-m", "graphyard", "dev", *_common_args(config, port, n_jobs), "--database", str(database)]
+            [
+                sys.executable,
+                "-m",
+                "graphyard",
+                "dev",
+                *_common_args(config, port, n_jobs),
+                "--database",
+                str(database),
+                "--no-reload",
+            ]
         )
 
     def describe(self) -> dict[str, str]:

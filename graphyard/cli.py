@@ -14,10 +14,13 @@ from typing import TextIO
 
 import uvicorn
 
+from graphyard import __version__, tracing
+from graphyard.admin import ADMIN_COMMANDS, add_admin_commands
 from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
 from graphyard.graphs import GraphRegistry
 from graphyard.logs import configure
+from graphyard.reload import stop_with_supervisor, supervise, supervised_by_parent
 from graphyard.server import FATAL, build_app, migrate_only, run_worker_only
 from graphyard.settings import Settings
 
@@ -25,44 +28,96 @@ from graphyard.settings import Settings
 IGNORED_KEYS = ("http", "store", "checkpointer", "ui", "encryption", "priority")
 
 
+# Where the banner's Studio link points, as `langgraph dev` builds it: {studio}/studio/?baseUrl={api}.
+STUDIO_URL = "https://smith.langchain.com"
+
+
 class CliError(Exception):
     """A problem the user fixes: printed as one line, exit status 2."""
 
 
+_DEFAULTS = argparse.ArgumentDefaultsHelpFormatter
+
+
+class _EnvHelp(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each flag; the environment epilog kept as written."""
+
+
+_PRODUCTION_ENV = """environment:
+  DATABASE_URI   PostgreSQL holding threads, runs, the queue and checkpoints (required),
+                 e.g. postgresql://user:password@db:5432/graphyard
+  REDIS_URI      Redis carrying event streams and cancel signals between processes{redis}
+  N_JOBS_PER_WORKER, BG_JOB_TIMEOUT_SECS, BG_JOB_MAX_RETRIES, LOG_LEVEL, LOG_JSON: see the README"""
+
+# `langgraph dev` flags graphyard accepts so their command lines run unchanged, and why each does nothing.
+INERT_DEV_FLAGS = {
+    "no_browser": ("--no-browser", "graphyard never opens a browser"),
+    "debug_port": ("--debug-port", "there is no remote debugger to attach"),
+    "wait_for_client": ("--wait-for-client", "there is no remote debugger to wait for"),
+    "allow_blocking": ("--allow-blocking", "graphyard does not detect blocking calls"),
+    "tunnel": ("--tunnel", "graphyard opens no tunnel; expose the port yourself"),
+}
+
+
 def _common(parser: argparse.ArgumentParser, *, port: int | None, host: str | None) -> None:
-    parser.add_argument("--config", default="langgraph.json", help="path to langgraph.json (default ./langgraph.json)")
+    parser.add_argument("--config", default="langgraph.json", help="path to the project's langgraph.json")
     if port is not None:
-        parser.add_argument("--host", default=host)
-        parser.add_argument("--port", type=int, default=port)
+        parser.add_argument("--host", default=host, help="interface to listen on")
+        parser.add_argument("--port", type=int, default=port, help="port to listen on")
     parser.add_argument(
-        "--n-jobs-per-worker", type=int, default=None, help="runs executed at once (default: N_JOBS_PER_WORKER or 10)"
+        "--n-jobs-per-worker", type=int, default=None, help="runs executed at once (None: N_JOBS_PER_WORKER or 10)"
     )
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"), help="log level (LOG_LEVEL)")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphyard", description="Serve LangGraph graphs over the Agent Server API.")
+    parser.add_argument("--version", action="version", version=f"graphyard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev", help="API and workers in one process on one SQLite file; no services needed")
+    dev = sub.add_parser(
+        "dev",
+        help="API and workers in one process on one SQLite file; no services needed",
+        description="API and workers on one SQLite file, reloaded when the project's files change.",
+        formatter_class=_DEFAULTS,
+    )
     _common(dev, port=2024, host="127.0.0.1")
-    dev.add_argument("--no-browser", action="store_true", help="accepted for langgraph dev compatibility")
-    dev.add_argument("--no-reload", action="store_true", help="accepted for langgraph dev compatibility")
-    # The rest of `langgraph dev`'s flags, so its command lines run unchanged; none changes anything here.
-    dev.add_argument("--debug-port", type=int, default=None, help=argparse.SUPPRESS)
-    dev.add_argument("--wait-for-client", action="store_true", help=argparse.SUPPRESS)
-    dev.add_argument("--studio-url", default=None, help=argparse.SUPPRESS)
-    dev.add_argument("--allow-blocking", action="store_true", help=argparse.SUPPRESS)
-    dev.add_argument("--tunnel", action="store_true", help=argparse.SUPPRESS)
+    dev.add_argument("--no-reload", action="store_true", help="do not restart when the project's files change")
+    dev.add_argument("--ssl-keyfile", default=None, help="serve HTTPS with this private key (with --ssl-certfile)")
+    dev.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate (with --ssl-keyfile)")
+    dev.add_argument(
+        "--studio-url", default=STUDIO_URL, help="Studio the banner's link opens (it connects to this server)"
+    )
     dev.add_argument("--server-log-level", dest="log_level", default=None, help="same as --log-level")
     dev.add_argument(
-        "--database", default=None, help="SQLite file (default .graphyard/graphyard.sqlite beside the config)"
+        "--database", default=None, help="SQLite file (None: .graphyard/graphyard.sqlite beside the config)"
     )
-    serve = sub.add_parser("serve", help="production API (+ workers unless N_JOBS_PER_WORKER=0) on DATABASE_URI")
+    # Accepted for `langgraph dev` compatibility; each prints one line saying it has no effect.
+    dev.add_argument("--no-browser", action="store_true", help="no effect: graphyard never opens a browser")
+    dev.add_argument("--debug-port", type=int, default=None, help="no effect (accepted for langgraph dev)")
+    dev.add_argument("--wait-for-client", action="store_true", help="no effect (accepted for langgraph dev)")
+    dev.add_argument("--allow-blocking", action="store_true", help="no effect (accepted for langgraph dev)")
+    dev.add_argument("--tunnel", action="store_true", help="no effect (accepted for langgraph dev)")
+    serve = sub.add_parser(
+        "serve",
+        help="production API (+ workers unless N_JOBS_PER_WORKER=0) on DATABASE_URI and REDIS_URI",
+        description="Production HTTP API; also executes runs unless N_JOBS_PER_WORKER=0.",
+        epilog=_PRODUCTION_ENV.format(redis=" (needed with several processes)"),
+        formatter_class=_EnvHelp,
+    )
     _common(serve, port=int(os.environ.get("PORT", "8000")), host=os.environ.get("HOST", "0.0.0.0"))
-    worker = sub.add_parser("worker", help="production workers only (no HTTP) on DATABASE_URI and REDIS_URI")
+    worker = sub.add_parser(
+        "worker",
+        help="production workers only (no HTTP) on DATABASE_URI and REDIS_URI",
+        description="Executes runs from the queue; serves no HTTP.",
+        epilog=_PRODUCTION_ENV.format(redis=" (required)"),
+        formatter_class=_EnvHelp,
+    )
     _common(worker, port=None, host=None)
-    migrate = sub.add_parser("migrate", help="apply database migrations to DATABASE_URI and exit")
-    migrate.add_argument("--log-level", default="INFO")
+    migrate = sub.add_parser(
+        "migrate", help="apply database migrations to DATABASE_URI and exit", formatter_class=_DEFAULTS
+    )
+    migrate.add_argument("--log-level", default="INFO", help="log level")
+    add_admin_commands(sub)
     return parser
 
 
@@ -104,22 +159,48 @@ def _database_uri() -> str:
     return uri
 
 
-def _serve_http(app_settings: Settings, project: ProjectConfig, graphs: GraphRegistry, *, exclusive: bool) -> int:
+def _banner(settings: Settings, *, scheme: str, studio_url: str | None) -> str:
+    """Where to reach the server: API, API docs and (in dev) Studio connected to it."""
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    api = f"{scheme}://{shown}:{settings.port}"
+    lines = [f"graphyard {__version__} ready", f"- API: {api}", f"- Docs: {api}/docs"]
+    if studio_url:
+        lines.append(f"- Studio: {studio_url.rstrip('/')}/studio/?baseUrl={api}")
+    lines.append(f"- Database: {settings.database_url.split('@')[-1]}")
+    return "\n".join(lines)
+
+
+def _serve_http(
+    app_settings: Settings,
+    project: ProjectConfig,
+    graphs: GraphRegistry,
+    *,
+    exclusive: bool,
+    ssl: tuple[str, str] | None = None,
+    studio_url: str | None = None,
+) -> int:
     # Loaded before the port is taken: a project whose auth cannot load must never be served open.
     auth: ProjectAuth | None = load_auth(project)
     if project.auth and auth is None:
         raise CliError(f'{project.path}: "auth" has no "path"; name your Auth object, e.g. "./auth.py:auth"')
-    if not _port_free(app_settings.host, app_settings.port):
-        raise CliError(
-            f"port {app_settings.port} on {app_settings.host} is already in use; pass --port with a free port"
-        )
+    _require_free_port(app_settings)
     app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth)
     print(
-        f"graphyard serving {project.path} on http://{app_settings.host}:{app_settings.port} "
-        f"(database {app_settings.database_url.split('@')[-1]})",
+        f"graphyard serving {project.path}\n"
+        + _banner(app_settings, scheme="https" if ssl else "http", studio_url=studio_url),
         file=sys.stderr,
+        flush=True,
     )
-    uvicorn.run(app, host=app_settings.host, port=app_settings.port, log_level="warning", access_log=False)
+    keyfile, certfile = ssl if ssl else (None, None)
+    uvicorn.run(
+        app,
+        host=app_settings.host,
+        port=app_settings.port,
+        log_level="warning",
+        access_log=False,
+        ssl_keyfile=keyfile,
+        ssl_certfile=certfile,
+    )
     return 1 if FATAL.is_set() else 0
 
 
@@ -150,10 +231,33 @@ def _hold_database(database: Path) -> None:
     _HELD.append(handle)
 
 
+def _require_free_port(settings: Settings) -> None:
+    if not _port_free(settings.host, settings.port):
+        raise CliError(f"port {settings.port} on {settings.host} is already in use; pass --port with a free port")
+
+
+def _ssl_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    key, cert = args.ssl_keyfile, args.ssl_certfile
+    if key is None and cert is None:
+        return None
+    if key is None or cert is None:
+        raise CliError("--ssl-keyfile and --ssl-certfile go together: pass both to serve HTTPS")
+    for flag, name in (("--ssl-keyfile", key), ("--ssl-certfile", cert)):
+        if not Path(name).is_file():
+            raise CliError(f"{flag} {name}: file not found")
+    return str(Path(key).resolve()), str(Path(cert).resolve())
+
+
 def dev(args: argparse.Namespace) -> int:
+    for attr, (flag, why) in INERT_DEV_FLAGS.items():
+        if getattr(args, attr) not in (None, False):
+            print(f"graphyard: {flag} has no effect: {why}", file=sys.stderr)
+    ssl = _ssl_files(args)
     path, project, graphs = _project(args.config)
     database = Path(args.database).resolve() if args.database else project.root / ".graphyard" / "graphyard.sqlite"
-    _hold_database(database)
+    if not supervised_by_parent():
+        # Under a reloading supervisor the supervisor holds the lock for the server processes it starts.
+        _hold_database(database)
     settings = Settings.from_env(
         config_path=path,
         database_url=str(database),
@@ -165,7 +269,12 @@ def dev(args: argparse.Namespace) -> int:
     )
     if settings.n_jobs_per_worker < 1:
         raise CliError("--n-jobs-per-worker must be at least 1")
-    return _serve_http(settings, project, graphs, exclusive=True)
+    if not args.no_reload:
+        # The project loaded above, so a broken one stops here with its one-line error, not in a loop.
+        _require_free_port(settings)
+        return supervise(args.argv, [project.root, *project.dependencies], path)
+    stop_with_supervisor()
+    return _serve_http(settings, project, graphs, exclusive=True, ssl=ssl, studio_url=args.studio_url)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -205,17 +314,22 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dev": dev, "serve": serve, "worker": worker, "migrate": migrate}
+COMMANDS = {"dev": dev, "serve": serve, "worker": worker, "migrate": migrate, **ADMIN_COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure(args.log_level)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        configure(args.log_level)
+        if args.command in ("serve", "worker") or (args.command == "dev" and args.no_reload):
+            tracing.configure()
         return COMMANDS[args.command](args)
     except (ConfigError, CliError, ValueError) as exc:
         print(f"graphyard: {exc}", file=sys.stderr)
         return 2
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import inspect
 import logging
 import re
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -195,10 +196,23 @@ def _import_source(config: ProjectConfig, spec: GraphSpec, module_ref: str) -> M
             fix = 'install it or list its directory in "dependencies"'
             raise _error(config, spec, f"module '{module_ref}' not found", fix) from exc
         fix = "install what the module imports"
-        raise _error(config, spec, f"import failed ({_one_line(exc)})", fix) from exc
+        raise _error(config, spec, f"import failed at {_where(exc, config.root)} ({_one_line(exc)})", fix) from exc
     except Exception as exc:
         # Whatever user code raises while importing is reported, not crashed on.
-        raise _error(config, spec, f"import failed ({_one_line(exc)})", "fix the error in the module") from exc
+        problem = f"import failed at {_where(exc, config.root)} ({_one_line(exc)})"
+        raise _error(config, spec, problem, "fix the error in the module") from exc
+
+
+def _where(exc: BaseException, root: Path) -> str:
+    """`file:line` where the import failed: the innermost frame in the project's own files
+    (the line the user has to fix), else the innermost frame."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if f.filename.startswith(str(root))] or frames
+    if not own:
+        return "an unknown line"
+    return f"{own[-1].filename}:{own[-1].lineno}"
 
 
 def import_file(path: Path) -> ModuleType:

@@ -140,6 +140,17 @@ class Run:
     def is_inflight(self) -> bool:
         return self.status in RUN_INFLIGHT
 
+    def log_fields(self) -> dict[str, Any]:
+        """The keys every log line and span about this run carries (the reference's names)."""
+        configurable = (self.kwargs.get("config") or {}).get("configurable") or {}
+        return {
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "assistant_id": self.assistant_id,
+            "graph_id": configurable.get("graph_id"),
+            "run_attempt": self.attempt,
+        }
+
     @property
     def lease(self) -> Lease | None:
         """The lease of a running run: who executes it, and which attempt."""
@@ -157,6 +168,27 @@ class Lease:
     run_id: str
     owner: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedRun:
+    """A run with the lease a worker holds on it (for operators: who runs it, until when)."""
+
+    run: Run
+    lease_owner: str | None
+    lease_expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The queue at one moment, whole database."""
+
+    runs_by_status: dict[str, int]
+    pending_due: int
+    pending_delayed: int
+    oldest_due_at: float | None
+    running_by_worker: dict[str, int]
+    expired_leases: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from graphyard.api import a2a_routes, mcp_routes, routes
+from graphyard.api.access import AccessMiddleware
 from graphyard.api.errors import HANDLERS
 from graphyard.api.middleware import AuthMiddleware, BodyLimitMiddleware
 from graphyard.auth import ProjectAuth
@@ -148,6 +149,7 @@ def build_app(
             yield {"services": svc, "auth": auth, "auth_openapi": (project.auth or {}).get("openapi")}
 
     middleware = [
+        Middleware(AccessMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=["*"],

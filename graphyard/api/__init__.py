@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp
 
-from graphyard.api import assistants, crons, docs, meta, runs, store, threads
+from graphyard.api import assistants, crons, docs, meta, metrics, runs, store, threads
 from graphyard.api.lazy import LazyApp
 
 
@@ -17,6 +17,7 @@ def routes() -> list[BaseRoute]:
         Route("/ok", meta.ok, methods=["GET"]),
         Route("/", meta.ok, methods=["GET"]),
         Route("/info", meta.info, methods=["GET"]),
+        Route("/metrics", metrics.scrape, methods=["GET"]),
         # assistants
         Route("/assistants", assistants.create, methods=["POST"]),
         Route("/assistants/search", assistants.search, methods=["POST"]),

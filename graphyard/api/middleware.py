@@ -44,8 +44,9 @@ class BodyLimitMiddleware:
             await json_error(413, f"Request body exceeds {self.max_bytes} bytes")(scope, receive, send)
 
 
-# Routes anyone may call: health, server info and the API's documentation (its page and assets).
-OPEN_PATHS = frozenset({"/ok", "/info", "/openapi.json", "/docs"})
+# Routes anyone may call: health, server info, metrics and the API's documentation (its page and assets);
+# the reference never authenticates them.
+OPEN_PATHS = frozenset({"/ok", "/info", "/metrics", "/openapi.json", "/docs"})
 OPEN_PREFIXES = ("/docs/",)
 
 

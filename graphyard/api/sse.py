@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.responses import StreamingResponse
 
+from graphyard import metrics
 from graphyard.broker.ports import StreamEvent, Subscription
 from graphyard.logs import get_logger
 from graphyard.serde import dumps
@@ -60,6 +61,7 @@ async def relay(
     and ends, instead of waiting for events that will never come."""
     finished = False
     silent_after_end = 0
+    metrics.STREAM_SUBSCRIBERS.inc()
     try:
         while True:
             try:
@@ -84,6 +86,7 @@ async def relay(
             if not item.event.startswith("__") and (accept is None or accept(item.event)):
                 yield frame(item.event, item.data, item.id if with_ids else None)
     finally:
+        metrics.STREAM_SUBSCRIBERS.dec()
         await sub.aclose()
         if not finished and on_disconnect is not None:
             await asyncio.shield(on_disconnect())

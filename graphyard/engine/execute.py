@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
+from opentelemetry.trace import Span, Status, StatusCode
 
+from graphyard import metrics, tracing
 from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine import webhooks
 from graphyard.engine.attempts import Attempt
@@ -105,7 +108,8 @@ class Execution:
         self.cancel_action: CancelAction | None = None
         self.message_seen: set[str] = set()
         self.message_parts: dict[str, BaseMessageChunk] = {}
-        self.log = log.bind(run_id=run.run_id, thread_id=run.thread_id, attempt=run.attempt)
+        self.log = log.bind(**run.log_fields())
+        self.span: Span | None = None
 
     async def publish(self, event: str, data: Any) -> None:
         """Encode once; the bytes go to the run's stream and to its thread's stream."""
@@ -124,6 +128,9 @@ class Execution:
         requested = list(kwargs.get("stream_mode") or ["values"])
         modes = {_LANGGRAPH_MODE[m] for m in requested if m in _LANGGRAPH_MODE} | {"values", "updates"}
         subgraphs = bool(kwargs.get("subgraphs"))
+        if self.span is not None:
+            # The run's config comes from JSON, so it carries no callbacks of its own to keep.
+            config["callbacks"] = [tracing.NodeSpans(self.span)]
         checkpointer = None
         if not run.temporary:
             # Checkpoint writes of this attempt land only while it holds the run's lease.
@@ -151,10 +158,10 @@ class Execution:
             raise
         except RunCancelled:
             raise
-        except Exception as exc:  # any graph error becomes run status `error`, never a crash
+        except Exception as exc:  # any graph error becomes run status `error` (logged with its traceback)
             if is_infrastructure(exc):
                 raise  # our dependency failed, not the graph: the worker retries the attempt
-            self.log.info("run failed", error=repr(exc))
+            self.log.error("run failed: the graph raised", error=repr(exc), exc_info=exc)
             body = error_body(exc)
             await self.publish("error", body)
             return Outcome(RunStatus.ERROR, {"__error__": body}, error=body)
@@ -336,17 +343,36 @@ class WebhookCall:
 async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> WebhookCall | None:
     """Run to completion, honouring cancel signals and the run timeout; closes the event stream unless the
     attempt ended for a reason of our own (shutdown, a dependency away, the lease lost: the run goes on in
-    another attempt, on the same stream). Every write is fenced by `lease`. Returns the webhook to call,
-    if the run has one, for the caller to deliver outside the run's slot. The attempt is marked settled as
-    soon as its outcome is committed, so the lease keeper does not mistake the released lease for a takeover."""
-    lease = attempt.lease if attempt is not None else None
-    execution = Execution(svc, run, lease)
+    another attempt, on the same stream). Every write is fenced by the attempt's lease. Returns the webhook
+    to call, if the run has one, for the caller to deliver outside the run's slot. The attempt is marked
+    settled as soon as its outcome is committed, so the lease keeper does not mistake the released lease
+    for a takeover."""
+    execution = Execution(svc, run, attempt.lease if attempt is not None else None)
+    configurable = (run.kwargs.get("config") or {}).get("configurable") or {}
+    parent = tracing.run_context(configurable) if tracing.enabled() else None
+    with tracing.span("run execute", tracing.run_attributes(run.log_fields()), parent) as span:
+        execution.span = span
+        return await _execute(svc, run, execution, attempt)
+
+
+async def _finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None) -> None:
+    with tracing.span("run finish", {"graphyard.run_id": run.run_id, "graphyard.status": outcome.status.value}):
+        await finish(svc, run, outcome, lease)
+
+
+async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attempt | None) -> WebhookCall | None:
+    lease = execution.lease
 
     def settled() -> None:
         if attempt is not None:
             attempt.settled = True
 
     started_at = isoformat(now())
+    started = time.monotonic()
+    waited_ms = max(0, round((time.time() - run.available_at) * 1000))
+    if run.attempt <= 1:
+        metrics.RUN_WAIT.observe(waited_ms)
+    execution.log.info("run started", run_wait_time_ms=waited_ms)
     status = RunStatus.SUCCESS
     error: Json | None = None
     values: Any = None
@@ -376,7 +402,7 @@ async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> We
             await execution.publish("error", body)
             outcome = Outcome(RunStatus.TIMEOUT, {"__error__": body}, error=body)
         unregister()
-        await finish(svc, run, outcome, lease)
+        await _finish(svc, run, outcome, lease)
         settled()
         final: Any = outcome.output
         status, error, values = outcome.status, outcome.error, outcome.values
@@ -384,6 +410,7 @@ async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> We
         unregister()
         action = execution.cancel_action
         if action is None:
+            execution.log.info("run handed back", run_exec_ms=round((time.monotonic() - started) * 1000))
             raise  # shutdown (the worker requeues the run) or the lease was lost (nothing to write)
         # The cancel consumed our cancellation; uncancel so the bookkeeping below can await.
         task.uncancel()
@@ -395,7 +422,7 @@ async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> We
         else:
             snapshot = await thread_snapshot(svc, run)
             final = snapshot.values if snapshot and snapshot.values is not None else {}
-            await finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final), lease)
+            await _finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final), lease)
             settled()
             status, values = RunStatus.INTERRUPTED, final
     except BaseException as exc:
@@ -404,6 +431,15 @@ async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> We
         elif not is_infrastructure(exc):
             await execution.outbox.close_channel(execution.channel)
         raise
+    label = "deleted" if final is None and execution.cancel_action is CancelAction.ROLLBACK else status.value
+    exec_ms = round((time.monotonic() - started) * 1000)
+    metrics.RUN_EXECUTION.labels(status=label).observe(exec_ms)
+    metrics.RUNS_FINISHED.labels(status=label).inc()
+    execution.log.info("run finished", status=label, run_exec_ms=exec_ms)
+    if execution.span is not None:
+        execution.span.set_attribute("graphyard.status", label)
+        if status in (RunStatus.ERROR, RunStatus.TIMEOUT):
+            execution.span.set_status(Status(StatusCode.ERROR, label))
     outbox = execution.outbox
     await outbox.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
     await outbox.close_channel(execution.channel)

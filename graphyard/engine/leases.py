@@ -88,7 +88,7 @@ async def sweep_once(svc: Services, sweeper_id: str) -> int:
                     failed.append((run, taken))
             else:
                 await tx.requeue_run(run.run_id, isoformat(now()))
-                log.warning("run lease expired, requeued", run_id=run.run_id, attempt=run.attempt)
+                log.warning("run lease expired, requeued", **run.log_fields())
     for run, lease in failed:
         body = {"error": "RetryLimitExceeded", "message": f"Run lost its worker {run.attempt} times"}
         try:
@@ -99,7 +99,7 @@ async def sweep_once(svc: Services, sweeper_id: str) -> int:
             await svc.broker.close_channel(run_channel(run.run_id))
         except BrokerUnavailable:
             log.warning("could not close the run's stream: broker unreachable", run_id=run.run_id)
-        log.error("run failed after retries", run_id=run.run_id, attempts=run.attempt)
+        log.error("run failed after retries", **run.log_fields())
     if expired:
         svc.storage.notify_work()
     return len(expired)

@@ -44,7 +44,7 @@ async def fire_due(svc: Services) -> int:
         except Exception:
             log.exception("cron could not create its run", cron_id=cron.cron_id)
         else:
-            log.info("cron fired", cron_id=cron.cron_id, run_id=run.run_id, thread_id=run.thread_id)
+            log.info("cron fired", cron_id=cron.cron_id, **run.log_fields())
     return fired
 
 

@@ -38,19 +38,20 @@ def payload(run: Run, status: str, values: Any, error: Json | None, started_at: 
     return body
 
 
-async def deliver(url: str, body: Json, *, run_id: str) -> bool:
+async def deliver(url: str, body: Json, *, run: Run) -> bool:
     """POST the body; retry transport errors and 5xx with backoff. Failures are logged, never raised."""
     content = dumps(body)
+    fields = run.log_fields()
     async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = await client.post(url, content=content, headers={"Content-Type": "application/json"})
                 if response.status_code < 500:
-                    log.info("webhook delivered", run_id=run_id, status=response.status_code, attempt=attempt)
+                    log.info("webhook delivered", **fields, status=response.status_code, attempt=attempt)
                     return True
-                log.warning("webhook answered an error", run_id=run_id, status=response.status_code, attempt=attempt)
+                log.warning("webhook answered an error", **fields, status=response.status_code, attempt=attempt)
             except httpx.HTTPError as exc:
-                log.warning("webhook failed", run_id=run_id, error=repr(exc), attempt=attempt)
+                log.warning("webhook failed", **fields, error=repr(exc), attempt=attempt)
             if attempt < ATTEMPTS:
                 await asyncio.sleep(0.5 * 2 ** (attempt - 1))
     return False

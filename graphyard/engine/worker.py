@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from graphyard import metrics, tracing
 from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine.attempts import Attempt
 from graphyard.engine.execute import Outcome, execute, finish, mark_failed
@@ -37,6 +38,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._webhooks: set[asyncio.Task[bool]] = set()
         self.log = log.bind(worker_id=self.worker_id)
+        metrics.set_worker_slots(self.concurrency, 0)
 
     async def recover(self) -> None:
         """Runs left `running` by a dead process go back to the queue, or fail after the retry limit."""
@@ -47,10 +49,10 @@ class Worker:
                 if run.attempt >= self.svc.settings.max_attempts:
                     body = {"error": "RetryLimitExceeded", "message": f"Run failed after {run.attempt} attempts"}
                     await tx.finish_run(run.run_id, RunStatus.ERROR, {"__error__": body}, stamp)
-                    self.log.warning("run abandoned after retries", run_id=run.run_id, attempts=run.attempt)
+                    self.log.warning("run abandoned after retries", **run.log_fields())
                 else:
                     await tx.requeue_run(run.run_id, stamp)
-                    self.log.info("run requeued after restart", run_id=run.run_id, attempt=run.attempt)
+                    self.log.info("run requeued after restart", **run.log_fields())
         for run in orphans:
             if run.attempt >= self.svc.settings.max_attempts:
                 body = {"error": "RetryLimitExceeded", "message": f"Run failed after {run.attempt} attempts"}
@@ -94,6 +96,7 @@ class Worker:
                 self._slot_free.clear()
                 await _first(stop.wait(), self._slot_free.wait())
                 continue
+            claim_started = time.time_ns()
             sent = time.monotonic()
             try:
                 async with storage.transaction() as tx:
@@ -109,8 +112,16 @@ class Worker:
             if run is not None:
                 assert run.lease is not None  # a claimed run is leased to us
                 attempt = Attempt.claimed(run.lease, sent, time.monotonic(), self.svc.settings.lease_seconds)
+                if tracing.enabled():  # only claims that took a run: idle polls would be noise
+                    attributes = {**tracing.run_attributes(run.log_fields()), "graphyard.worker_id": self.worker_id}
+                    parent = tracing.run_context(run.kwargs["config"].get("configurable") or {})
+                    claim = tracing.tracer.start_span(
+                        "run claim", context=parent, start_time=claim_started, attributes=attributes
+                    )
+                    claim.end()
                 task = asyncio.create_task(self._execute(run, attempt), name=f"run-{run.run_id}")
                 self._tasks[task] = attempt
+                metrics.set_worker_slots(self.concurrency, len(self._tasks))
                 task.add_done_callback(self._done)
                 continue
             timeout = MAX_IDLE_SECONDS if next_at is None else min(MAX_IDLE_SECONDS, max(0.0, next_at - time.time()))
@@ -147,7 +158,7 @@ class Worker:
             attempt.settled = True
             if call is not None:
                 # Delivery runs beside the worker's slots, so a slow receiver never holds up runs.
-                hook = asyncio.create_task(deliver(call.url, call.body, run_id=run_id), name=f"webhook-{run_id}")
+                hook = asyncio.create_task(deliver(call.url, call.body, run=run), name=f"webhook-{run_id}")
                 self._webhooks.add(hook)
                 hook.add_done_callback(self._webhooks.discard)
         except asyncio.CancelledError:
@@ -163,14 +174,14 @@ class Worker:
         except (StorageError, BrokerUnavailable) as exc:
             await self._retry_later(run, attempt, exc)
         except Exception:
-            self.log.exception("run crashed the executor", run_id=run_id)
+            self.log.exception("run crashed the executor", **run.log_fields())
             body = {"error": "InternalError", "message": "An internal error occurred"}
             try:
                 await finish(self.svc, run, Outcome(RunStatus.ERROR, {"__error__": body}, error=body), lease)
             except LeaseLost:
                 return
             except Exception:
-                self.log.exception("finishing the run failed; marking it failed", run_id=run_id)
+                self.log.exception("finishing the run failed; marking it failed", **run.log_fields())
                 await mark_failed(self.svc, run, body, lease)
             with contextlib.suppress(BrokerUnavailable):
                 await self.svc.broker.close_channel(run_channel(run_id))
@@ -225,6 +236,7 @@ class Worker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
+        metrics.set_worker_slots(self.concurrency, len(self._tasks))
         self._slot_free.set()
 
     def running_run_ids(self) -> list[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from graphyard import tracing
 from graphyard.broker.ports import Subscription
 from graphyard.errors import (
     InvalidRequest,
@@ -20,6 +21,7 @@ from graphyard.errors import (
     ThreadOrAssistantNotFound,
     Unprocessable,
 )
+from graphyard.logs import get_logger
 from graphyard.records import (
     RUN_TERMINAL,
     Assistant,
@@ -44,6 +46,8 @@ from graphyard.services.threads import new_thread
 from graphyard.services.webhooks import validate_webhook
 from graphyard.storage.errors import Unavailable
 from graphyard.storage.ports import Session
+
+log = get_logger("graphyard.runs")
 
 # How long a create with interrupt/rollback waits for the superseded runs to stop.
 SUPERSEDE_DEADLINE = 30.0
@@ -146,6 +150,7 @@ async def create(
         metadata.update(request_metadata)
         metadata["assistant_id"] = assistant.assistant_id
         kwargs["config"]["metadata"] = {**metadata, **kwargs["config"]["metadata"]}
+        kwargs["config"]["configurable"].update(tracing.trace_carrier())
         run = Run(
             run_id=run_id,
             thread_id=thread_id,
@@ -170,6 +175,7 @@ async def create(
             for other in inflight:
                 (superseded if await _cancel_in_tx(tx, other, action) else stopped).append(other)
     svc.storage.notify_work()
+    log.info("run created", **run.log_fields(), multitask_strategy=strategy.value)
     await _end_streams(svc, stopped, action)
     if superseded:
         await _signal_and_wait(svc, superseded, action)

@@ -16,6 +16,8 @@ from graphyard.records import (
     Cron,
     Json,
     Lease,
+    LeasedRun,
+    QueueStats,
     Run,
     RunStatus,
     Thread,
@@ -184,6 +186,20 @@ class Session(Protocol):
         self, *, thread_id: str | None, run_ids: Sequence[str] | None, status: str | None
     ) -> list[Run]:
         """Pending/running runs selected by thread and ids, or by status (pending, running, all)."""
+
+    # --- operators ----------------------------------------------------------------------------
+    async def queue_stats(self, now: float) -> QueueStats:
+        """Runs by status; pending runs due by `now` and delayed past it; the available_at of the oldest
+        due run; running runs per lease owner; running runs whose lease expired before `now`."""
+
+    async def leased_runs(
+        self, *, status: str | None, thread_id: str | None, created_before: str | None, limit: int
+    ) -> list[LeasedRun]:
+        """Runs of any thread with their leases, oldest first, filtered by status, thread, and
+        created_at strictly before `created_before`."""
+
+    async def leased_run(self, run_id: str) -> LeasedRun | None:
+        """One run with its lease, or None when missing."""
 
     # --- crons --------------------------------------------------------------------------------
     async def insert_cron(self, cron: Cron) -> None:

@@ -6,10 +6,21 @@ parser), PostgreSQL's jsonb arrives already decoded. Each adapter passes its own
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from graphyard.records import Assistant, AssistantVersion, CancelAction, Cron, Run, RunStatus, Thread, ThreadStatus
+from graphyard.records import (
+    Assistant,
+    AssistantVersion,
+    CancelAction,
+    Cron,
+    LeasedRun,
+    QueueStats,
+    Run,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+)
 
 
 class Row(Protocol):
@@ -173,3 +184,18 @@ def cron_params(c: Cron, encode: Encode) -> dict[str, Any]:
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
+
+
+def leased_run(row: Row, decode: Decode) -> LeasedRun:
+    return LeasedRun(run=run(row, decode), lease_owner=row["lease_owner"], lease_expires_at=row["lease_expires_at"])
+
+
+def queue_stats(by_status: Sequence[Row], counts: Row, by_worker: Sequence[Row]) -> QueueStats:
+    return QueueStats(
+        runs_by_status={r["status"]: int(r["n"]) for r in by_status},
+        pending_due=int(counts["due"] or 0),
+        pending_delayed=int(counts["delayed"] or 0),
+        oldest_due_at=counts["oldest_due_at"],
+        running_by_worker={r["worker"]: int(r["n"]) for r in by_worker},
+        expired_leases=int(counts["expired"] or 0),
+    )

@@ -65,7 +65,7 @@ def graphyard_command(config: Path, port: int, database: Path, args: Sequence[st
         str(port),
         "--database",
         str(database),
-        "--no-browser",
+        "--no-reload",
         *args,
     ]
 

@@ -140,3 +140,12 @@ def test_port_in_use_is_an_error_not_a_silent_move(tmp_path: Path) -> None:
         line = one_error_line(run_dev(config, tmp_path, port=port))
     assert str(port) in line
     assert "in use" in line
+
+
+def test_graph_import_error_names_the_file_and_line(tmp_path: Path) -> None:
+    """A graph file raising during import names the file and the line that raised, in one line."""
+    write(tmp_path / "agent.py", "import os\n\nvalue = 1 / 0\n")
+    config = write(tmp_path / "langgraph.json", {"graphs": {"agent": "./agent.py:graph"}})
+    line = one_error_line(run_dev(config, tmp_path))
+    assert f"{(tmp_path / 'agent.py').resolve()}:3" in line
+    assert "ZeroDivisionError" in line

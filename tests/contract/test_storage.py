@@ -1081,3 +1081,63 @@ async def test_reopening_is_a_no_op(storage_url: str) -> None:
             assert await db.get_thread(thread.thread_id) == thread
     finally:
         await second.close()
+
+
+# --- operators (graphyard queue, graphyard runs, /metrics) -----------------------------------------
+
+
+async def test_queue_stats_counts_the_queue(storage: Storage) -> None:
+    """queue_stats counts runs by status, pending runs due and delayed, the oldest due time, running
+    runs per lease owner, and running runs whose lease expired."""
+    threads = [await new_thread(storage) for _ in range(4)]
+    first, second = (
+        make_run(threads[0].thread_id, available_at=100.0),
+        make_run(threads[1].thread_id, available_at=50.0),
+    )
+    due, delayed = (
+        make_run(threads[2].thread_id, available_at=900.0),
+        make_run(threads[3].thread_id, available_at=5000.0),
+    )
+    await add_runs(storage, first, second, due, delayed)
+    assert await claim(storage, worker="w1", at=1000.0, lease=10.0) is not None  # second (earliest)
+    assert await claim(storage, worker="w2", at=1000.0, lease=100.0) is not None  # first
+    async with storage.read() as db:
+        stats = await db.queue_stats(1050.0)
+    assert stats.runs_by_status == {"running": 2, "pending": 2}
+    assert (stats.pending_due, stats.pending_delayed) == (1, 1)
+    assert stats.oldest_due_at == 900.0
+    assert stats.running_by_worker == {"w1": 1, "w2": 1}
+    assert stats.expired_leases == 1, "w1's lease ended at 1010"
+
+
+async def test_queue_stats_of_an_empty_database(storage: Storage) -> None:
+    """queue_stats of a database without runs is all zeros and no oldest time."""
+    async with storage.read() as db:
+        stats = await db.queue_stats(time.time())
+    assert stats.runs_by_status == {} and stats.running_by_worker == {}
+    assert (stats.pending_due, stats.pending_delayed, stats.expired_leases, stats.oldest_due_at) == (0, 0, 0, None)
+
+
+async def test_leased_runs_filters_and_shows_leases(storage: Storage) -> None:
+    """leased_runs lists runs of every thread oldest first with their leases, filtered by status,
+    thread and created-before; leased_run finds one run with its lease."""
+    one, two = await new_thread(storage), await new_thread(storage)
+    a, b, c = make_run(one.thread_id), make_run(two.thread_id), make_run(two.thread_id)
+    await add_runs(storage, a, b, c)
+    assert await claim(storage, worker="w9", at=1000.0, lease=30.0) is not None  # a
+    async with storage.read() as db:
+
+        async def listed(**kwargs: Any) -> list[str]:
+            args: dict[str, Any] = {"status": None, "thread_id": None, "created_before": None, "limit": 100, **kwargs}
+            return [r.run.run_id for r in await db.leased_runs(**args)]
+
+        assert await listed() == [a.run_id, b.run_id, c.run_id]
+        assert await listed(status="pending") == [b.run_id, c.run_id]
+        assert await listed(thread_id=two.thread_id, limit=1) == [b.run_id]
+        assert await listed(created_before=b.created_at) == [a.run_id]
+        leased = await db.leased_run(a.run_id)
+        assert leased is not None and leased.run.status is RunStatus.RUNNING
+        assert (leased.lease_owner, leased.lease_expires_at) == ("w9", 1030.0)
+        waiting = await db.leased_run(b.run_id)
+        assert waiting is not None and (waiting.lease_owner, waiting.lease_expires_at) == (None, None)
+        assert await db.leased_run(str(uuid.uuid4())) is None

@@ -356,3 +356,34 @@ WHERE cron_id = %(cron_id)s AND next_run_date = %(scheduled_at)s
 -- name: prune_cron_fires
 -- Forget a cron's fires older than the given time (their occurrences are long past).
 DELETE FROM graphyard_cron_fires WHERE cron_id = %(cron_id)s AND scheduled_at < %(before)s
+
+-- name: run_status_counts
+-- How many runs are in each status (operators and /metrics).
+SELECT status, count(*) AS n FROM graphyard_runs GROUP BY status
+
+-- name: queue_counts
+-- Pending runs due now and delayed; the oldest due run; running runs whose lease expired.
+SELECT
+    count(*) FILTER (WHERE status = 'pending' AND available_at <= %(now)s) AS due,
+    count(*) FILTER (WHERE status = 'pending' AND available_at > %(now)s) AS delayed,
+    min(available_at) FILTER (WHERE status = 'pending' AND available_at <= %(now)s) AS oldest_due_at,
+    count(*) FILTER (WHERE status = 'running' AND lease_expires_at < %(now)s) AS expired
+FROM graphyard_runs WHERE status IN ('pending', 'running')
+
+-- name: running_by_worker
+-- Running runs per lease owner.
+SELECT coalesce(lease_owner, '') AS worker, count(*) AS n
+FROM graphyard_runs WHERE status = 'running' GROUP BY lease_owner
+
+-- name: leased_runs
+-- Runs of any thread with their leases, oldest first (operators' `runs list`).
+SELECT * FROM graphyard_runs
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(thread_id)s::text IS NULL OR thread_id = %(thread_id)s)
+  AND (%(created_before)s::text IS NULL OR created_at < %(created_before)s)
+ORDER BY created_at, seq
+LIMIT %(limit)s
+
+-- name: leased_run
+-- One run with its lease.
+SELECT * FROM graphyard_runs WHERE run_id = %(run_id)s

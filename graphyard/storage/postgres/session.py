@@ -20,6 +20,8 @@ from graphyard.records import (
     Cron,
     Json,
     Lease,
+    LeasedRun,
+    QueueStats,
     Run,
     RunStatus,
     Thread,
@@ -378,6 +380,23 @@ class PostgresSession:
     ) -> list[Run]:
         params = {"thread_id": thread_id, "ids": None if run_ids is None else list(run_ids), "status": status}
         return [_run(r) for r in await self._all(Q["cancellable_runs"], params)]
+
+    # --- operators ----------------------------------------------------------------------------
+    async def queue_stats(self, now: float) -> QueueStats:
+        by_status = await self._all(Q["run_status_counts"], {})
+        counts = await self._one(Q["queue_counts"], {"now": now})
+        assert counts is not None  # an aggregate always answers one row
+        return rows.queue_stats(by_status, counts, await self._all(Q["running_by_worker"], {}))
+
+    async def leased_runs(
+        self, *, status: str | None, thread_id: str | None, created_before: str | None, limit: int
+    ) -> list[LeasedRun]:
+        params = {"status": status, "thread_id": thread_id, "created_before": created_before, "limit": limit}
+        return [rows.leased_run(r, _jsonb) for r in await self._all(Q["leased_runs"], params)]
+
+    async def leased_run(self, run_id: str) -> LeasedRun | None:
+        row = await self._one(Q["leased_run"], {"run_id": run_id})
+        return None if row is None else rows.leased_run(row, _jsonb)
 
     # --- crons --------------------------------------------------------------------------------
     async def insert_cron(self, cron: Cron) -> None:

@@ -281,3 +281,34 @@ WHERE cron_id = :cron_id AND next_run_date = :scheduled_at
 -- name: prune_cron_fires
 -- Forget a cron's fires older than the given time (their occurrences are long past).
 DELETE FROM graphyard_cron_fires WHERE cron_id = :cron_id AND scheduled_at < :before
+
+-- name: run_status_counts
+-- How many runs are in each status (operators and /metrics).
+SELECT status, count(*) AS n FROM graphyard_runs GROUP BY status
+
+-- name: queue_counts
+-- Pending runs due now and delayed; the oldest due run; running runs whose lease expired.
+SELECT
+    sum(CASE WHEN status = 'pending' AND available_at <= :now THEN 1 ELSE 0 END) AS due,
+    sum(CASE WHEN status = 'pending' AND available_at > :now THEN 1 ELSE 0 END) AS delayed,
+    min(CASE WHEN status = 'pending' AND available_at <= :now THEN available_at END) AS oldest_due_at,
+    sum(CASE WHEN status = 'running' AND lease_expires_at < :now THEN 1 ELSE 0 END) AS expired
+FROM graphyard_runs WHERE status IN ('pending', 'running')
+
+-- name: running_by_worker
+-- Running runs per lease owner.
+SELECT coalesce(lease_owner, '') AS worker, count(*) AS n
+FROM graphyard_runs WHERE status = 'running' GROUP BY lease_owner
+
+-- name: leased_runs
+-- Runs of any thread with their leases, oldest first (operators' `runs list`).
+SELECT * FROM graphyard_runs
+WHERE (:status IS NULL OR status = :status)
+  AND (:thread_id IS NULL OR thread_id = :thread_id)
+  AND (:created_before IS NULL OR created_at < :created_before)
+ORDER BY created_at, rowid
+LIMIT :limit
+
+-- name: leased_run
+-- One run with its lease.
+SELECT * FROM graphyard_runs WHERE run_id = :run_id

@@ -19,6 +19,8 @@ from graphyard.records import (
     Cron,
     Json,
     Lease,
+    LeasedRun,
+    QueueStats,
     Run,
     RunStatus,
     Thread,
@@ -342,6 +344,23 @@ class SqliteSession:
         params: dict[str, Any] = {"thread_id": thread_id, "status": status}
         sql = Q["cancellable_runs"].format(ids=_id_clause("run_id", run_ids, params))
         return [_run(r) for r in await self._all(sql, params)]
+
+    # --- operators ----------------------------------------------------------------------------
+    async def queue_stats(self, now: float) -> QueueStats:
+        by_status = await self._all(Q["run_status_counts"], {})
+        counts = await self._one(Q["queue_counts"], {"now": now})
+        assert counts is not None  # an aggregate always answers one row
+        return rows.queue_stats(by_status, counts, await self._all(Q["running_by_worker"], {}))
+
+    async def leased_runs(
+        self, *, status: str | None, thread_id: str | None, created_before: str | None, limit: int
+    ) -> list[LeasedRun]:
+        params = {"status": status, "thread_id": thread_id, "created_before": created_before, "limit": limit}
+        return [rows.leased_run(r, _loads) for r in await self._all(Q["leased_runs"], params)]
+
+    async def leased_run(self, run_id: str) -> LeasedRun | None:
+        row = await self._one(Q["leased_run"], {"run_id": run_id})
+        return None if row is None else rows.leased_run(row, _loads)
 
     # --- crons --------------------------------------------------------------------------------
     async def insert_cron(self, cron: Cron) -> None:

@@ -1,0 +1,34 @@
+"""Project hygiene an outside contributor meets first: the licence and the README's test command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tomllib
+from pathlib import Path
+
+from tests.api.support import ROOT
+
+
+def test_license_is_mit_as_pyproject_says() -> None:
+    """LICENSE holds the MIT licence of "The graphyard authors", as pyproject.toml declares."""
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License")
+    assert "The graphyard authors" in text
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "MIT"
+
+
+def test_scripts_test_without_shared_runs_own_tests_and_says_conformance_was_skipped(tmp_path: Path) -> None:
+    """Without the shared conformance suite, scripts/test runs the project's tests, explains that the
+    conformance stage needs it, and succeeds; with CI=true the missing suite is a failure."""
+    args = [str(ROOT / "scripts" / "test"), "tests/unit/test_config.py", "-q", "-p", "no:cacheprovider"]
+    env = {**os.environ, "SHARED_DIR": str(tmp_path / "no-shared"), "CI": ""}
+    local = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert local.returncode == 0, local.stderr
+    assert "passed" in local.stdout
+    assert "skipped the conformance stage" in local.stderr
+    assert str(tmp_path / "no-shared" / "conformance") in local.stderr
+    ci = subprocess.run(
+        args, cwd=ROOT, env={**env, "CI": "true"}, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert ci.returncode == 1 and "CI must run it" in ci.stderr
