@@ -42,6 +42,10 @@ MIGRATION_LOCK_DEADLINE = 300.0
 # How long a caller waits for a pooled connection: while PostgreSQL is away, a request answers 503 in
 # about this long instead of hanging (the pool keeps reconnecting in the background).
 CONNECT_TIMEOUT_SECONDS = 2.0
+# A process frozen inside one of our (short) transactions (paused, swapped out, partitioned) would hold its
+# row locks forever, and a fenced lease's share lock would then block every takeover of its run: PostgreSQL
+# ends such a session after this long, releasing them.
+IDLE_IN_TRANSACTION_SECONDS = 10
 
 Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 log = logging.getLogger(__name__)
@@ -127,6 +131,7 @@ class PostgresStorage:
                 "prepare_threshold": 0,
                 "row_factory": dict_row,
                 "connect_timeout": max(1, round(timeout)),
+                "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000}",
             },
             configure=_configure,
             min_size=min_size,
