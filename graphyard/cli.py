@@ -20,12 +20,13 @@ from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
 from graphyard.graphs import GraphRegistry
 from graphyard.logs import configure
+from graphyard.plugins import load_plugins
 from graphyard.reload import stop_with_supervisor, supervise, supervised_by_parent
 from graphyard.server import FATAL, build_app, migrate_only, run_worker_only
 from graphyard.settings import Settings
 
 # langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
-IGNORED_KEYS = ("http", "store", "checkpointer", "ui", "encryption", "priority")
+IGNORED_KEYS = ("http", "ui", "encryption", "priority")
 
 
 # Where the banner's Studio link points, as `langgraph dev` builds it: {studio}/studio/?baseUrl={api}.
@@ -184,7 +185,7 @@ def _serve_http(
     if project.auth and auth is None:
         raise CliError(f'{project.path}: "auth" has no "path"; name your Auth object, e.g. "./auth.py:auth"')
     _require_free_port(app_settings)
-    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth)
+    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=load_plugins(project))
     print(
         f"graphyard serving {project.path}\n"
         + _banner(app_settings, scheme="https" if ssl else "http", studio_url=studio_url),
@@ -304,7 +305,7 @@ def worker(args: argparse.Namespace) -> int:
         raise CliError("REDIS_URI is not set: a separate worker streams events to API processes through Redis")
     if settings.n_jobs_per_worker < 1:
         raise CliError("N_JOBS_PER_WORKER (or --n-jobs-per-worker) must be at least 1 for a worker")
-    return asyncio.run(run_worker_only(settings, graphs))
+    return asyncio.run(run_worker_only(settings, graphs, load_plugins(project)))
 
 
 def migrate(args: argparse.Namespace) -> int:

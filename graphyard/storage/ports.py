@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, IndexConfig, TTLConfig
 
 from graphyard.records import (
     Assistant,
@@ -27,6 +28,15 @@ from graphyard.records import (
 # Filters are plain JSON: `metadata` filters use containment (PostgreSQL `@>` semantics: a list
 # filter matches a list that holds all of its items); `auth` filters use the langgraph_sdk.Auth
 # filter language ({"k": v}, {"k": {"$eq": v}}, {"k": {"$contains": v}}, {"$or": [...]}, {"$and": [...]}).
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """How to build LangGraph's store: semantic `index` (its `embed` already resolved to a function or
+    Embeddings object) and item `ttl`, both as LangGraph's own store takes them."""
+
+    index: IndexConfig | None = None
+    ttl: TTLConfig | None = None
 
 
 class Session(Protocol):

@@ -30,6 +30,7 @@ from graphyard.records import Lease
 from graphyard.storage.errors import Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
 from graphyard.storage.migrate import migrate as run_migrations
+from graphyard.storage.ports import StoreOptions
 from graphyard.storage.postgres.saver import FencedPostgresSaver, TranslatingPostgresSaver
 from graphyard.storage.postgres.session import PostgresSession, Q, json_loads, translated
 from graphyard.storage.queries import load_migrations
@@ -115,9 +116,16 @@ class PostgresStorage:
 
     @classmethod
     async def open(
-        cls, uri: str, *, min_size: int = 2, max_size: int = 20, timeout: float = CONNECT_TIMEOUT_SECONDS
+        cls,
+        uri: str,
+        *,
+        store: StoreOptions | None = None,
+        min_size: int = 2,
+        max_size: int = 20,
+        timeout: float = CONNECT_TIMEOUT_SECONDS,
     ) -> PostgresStorage:
         """Open a pool on `uri` and bring our schema, the saver's and the store's up to date."""
+        options = store or StoreOptions()
         pool: Pool = AsyncConnectionPool(
             uri,
             connection_class=AsyncConnection[DictRow],
@@ -138,8 +146,11 @@ class PostgresStorage:
         try:
             with translated():
                 await pool.open(wait=True, timeout=timeout)
-            self = cls(uri, pool, TranslatingPostgresSaver(pool), AsyncPostgresStore(pool))
+            langgraph_store = AsyncPostgresStore(pool, index=options.index, ttl=options.ttl)  # type: ignore[arg-type]
+            self = cls(uri, pool, TranslatingPostgresSaver(pool), langgraph_store)
             await self.migrate()
+            if options.ttl:
+                await langgraph_store.start_ttl_sweeper()
         except BaseException:
             await pool.close()
             raise
@@ -247,6 +258,7 @@ class PostgresStorage:
             failures = 0
 
     async def close(self) -> None:
+        await self._store.stop_ttl_sweeper(timeout=5.0)
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

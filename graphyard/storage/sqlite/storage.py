@@ -21,6 +21,7 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from graphyard.records import Lease
 from graphyard.storage.errors import Unavailable
+from graphyard.storage.ports import StoreOptions
 from graphyard.storage.queries import load_migrations
 from graphyard.storage.sqlite.saver import FencedSqliteSaver, InlineSqliteSaver
 from graphyard.storage.sqlite.session import SqliteSession, sql_auth, sql_contains
@@ -68,7 +69,8 @@ class SqliteStorage:
         self._work = asyncio.Event()
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStorage:
+    async def open(cls, path: Path, *, store: StoreOptions | None = None) -> SqliteStorage:
+        options = store or StoreOptions()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             writer = _connect(path)
@@ -79,13 +81,15 @@ class SqliteStorage:
         lock = asyncio.Lock()
         # Sharing the lock makes the saver and store wait for our transactions instead of failing.
         saver = InlineSqliteSaver(writer, lock)
-        store = AsyncSqliteStore(store_conn)
-        store.lock = lock
-        self = cls(writer, reader, store_conn, lock, saver, store)
+        langgraph_store = AsyncSqliteStore(store_conn, index=options.index, ttl=options.ttl)
+        langgraph_store.lock = lock
+        self = cls(writer, reader, store_conn, lock, saver, langgraph_store)
         await self._migrate()
         async with lock:
             saver.setup()
-        await store.setup()
+        await langgraph_store.setup()
+        if options.ttl:
+            await langgraph_store.start_ttl_sweeper()
         return self
 
     async def _migrate(self) -> None:
@@ -154,6 +158,7 @@ class SqliteStorage:
         self._work.clear()
 
     async def close(self) -> None:
+        await self._store.stop_ttl_sweeper(timeout=5.0)
         await self._store_conn.close()
         async with self._lock:
             self._reader.close()
