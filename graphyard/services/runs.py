@@ -37,7 +37,7 @@ from graphyard.records import (
     uuid7,
 )
 from graphyard.serde import dumps, loads
-from graphyard.services import assistants
+from graphyard.services import assistants, thread_ttl
 from graphyard.services.channels import END_EVENT, end_payload, run_channel
 from graphyard.services.context import Services
 from graphyard.services.run_kwargs import RESERVED_METADATA, build_kwargs, strip_reserved
@@ -136,6 +136,8 @@ async def create(
                 raise ThreadOrAssistantNotFound()
             thread = new_thread(thread_id, {**ids, **config_metadata, **request_metadata}, status=ThreadStatus.BUSY)
             await tx.insert_thread(thread)
+            if not stateless:
+                await thread_ttl.apply(tx, thread_id, thread_ttl.for_new_thread(svc, None))
         inflight = await tx.inflight_runs(thread_id)
         if inflight and prevent_insert:
             if strategy is MultitaskStrategy.REJECT:
