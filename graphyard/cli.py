@@ -26,7 +26,7 @@ from graphyard.server import FATAL, build_app, migrate_only, run_worker_only
 from graphyard.settings import Settings
 
 # langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
-IGNORED_KEYS = ("http", "ui", "encryption", "priority")
+IGNORED_KEYS = ("http", "ui", "encryption")
 
 
 # Where the banner's Studio link points, as `langgraph dev` builds it: {studio}/studio/?baseUrl={api}.

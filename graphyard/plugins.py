@@ -1,14 +1,18 @@
-"""The project's storage-related settings from langgraph.json, resolved into what the server uses:
-LangGraph store options (`store.index`, `store.ttl`) and the thread TTL policy (`checkpointer.ttl`)."""
+"""The project's storage and queue settings from langgraph.json, resolved into what the server uses:
+LangGraph store options (`store.index`, `store.ttl`), the thread TTL policy (`checkpointer.ttl`) and
+the project's `langgraph_sdk.Priority` object (`priority.path`)."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langgraph.store.base import TTLConfig
+from langgraph_sdk import Priority
 
-from graphyard.config import ProjectConfig
+from graphyard.config import ConfigError, ProjectConfig
+from graphyard.graphs import import_file
 from graphyard.storage.ports import StoreOptions
 
 __all__ = ["Plugins", "ThreadTTL", "load_plugins"]
@@ -34,11 +38,61 @@ class Plugins:
 
     store: StoreOptions = field(default_factory=StoreOptions)
     thread_ttl: ThreadTTL = field(default_factory=ThreadTTL)
+    priority: Priority | None = None
 
 
 def load_plugins(project: ProjectConfig) -> Plugins:
-    """Resolve the project's `store` and `checkpointer` keys (already shape-checked by config)."""
-    return Plugins(store=_store_options(project), thread_ttl=_thread_ttl(project.checkpointer))
+    """Resolve the project's `store`, `checkpointer` and `priority` keys; a problem is one ConfigError line."""
+    return Plugins(
+        store=_store_options(project),
+        thread_ttl=_thread_ttl(project.checkpointer),
+        priority=_priority(project),
+    )
+
+
+def load_reference(project: ProjectConfig, key: str, ref: Any) -> Any:
+    """The object `ref` ("./file.py:name" or "package.module:name") names, for langgraph.json's `key`."""
+    where = f"{project.path}: {key}"
+    if not isinstance(ref, str) or ":" not in ref or not ref.partition(":")[2]:
+        raise ConfigError(f'{where}: must look like "./file.py:name" or "package.module:name", got {ref!r}')
+    module_ref, _, attr = ref.partition(":")
+    try:
+        if "/" in module_ref or "\\" in module_ref or module_ref.endswith(".py"):
+            path = (project.root / module_ref).resolve()
+            if not path.is_file():
+                raise ConfigError(f"{where} ({ref}): file {path} not found; fix the path (relative to langgraph.json)")
+            module = import_file(path)
+        else:
+            module = importlib.import_module(module_ref)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        # Whatever the user's module raises while importing is reported as one line.
+        raise ConfigError(f"{where} ({ref}): import failed ({type(exc).__name__}: {exc})") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{where} ({ref}): {module_ref} has no attribute '{attr}'; check the name after ':'")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _priority(project: ProjectConfig) -> Priority | None:
+    block = project.raw.get("priority")
+    if block is None:
+        return None
+    if not isinstance(block, dict) or "path" not in block:
+        raise ConfigError(f'{project.path}: "priority" must be {{"path": "./priority.py:priority"}}')
+    found = load_reference(project, "priority.path", block["path"])
+    if not isinstance(found, Priority):
+        raise ConfigError(
+            f"{project.path}: priority.path ({block['path']}): {type(found).__name__} is not a langgraph_sdk.Priority"
+        )
+    if found._assign_handler is None:
+        raise ConfigError(
+            f"{project.path}: priority.path ({block['path']}): no @priority.assign function is registered"
+        )
+    return found
 
 
 def _store_options(project: ProjectConfig) -> StoreOptions:

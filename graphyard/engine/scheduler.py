@@ -38,7 +38,9 @@ async def fire_due(svc: Services) -> int:
             continue
         fired += 1
         try:
-            run = await runs.create(svc, crons.run_payload(cron), thread_id=cron.thread_id, user_id=cron.user_id)
+            run = await runs.create(
+                svc, crons.run_payload(cron), thread_id=cron.thread_id, user_id=cron.user_id, cron_id=cron.cron_id
+            )
         except GraphyardError as exc:
             log.warning("cron could not create its run", cron_id=cron.cron_id, error=exc.message)
         except Exception:
