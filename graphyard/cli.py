@@ -20,10 +20,12 @@ from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
 from graphyard.graphs import GraphRegistry
 from graphyard.logs import configure
-from graphyard.plugins import load_plugins
+from graphyard.plugins import Plugins, load_plugins
 from graphyard.reload import stop_with_supervisor, supervise, supervised_by_parent
 from graphyard.server import FATAL, build_app, migrate_only, run_worker_only
 from graphyard.settings import Settings
+from graphyard.storage import check_store_support
+from graphyard.storage.errors import StorageError
 
 # langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
 IGNORED_KEYS = ("http", "ui", "encryption")
@@ -135,6 +137,16 @@ def _project(config: str) -> tuple[Path, ProjectConfig, GraphRegistry]:
     return path, project, GraphRegistry.load(project)
 
 
+def _plugins(project: ProjectConfig, settings: Settings) -> Plugins:
+    """The project's store, TTL and priority settings, checked against the database before serving."""
+    plugins = load_plugins(project)
+    try:
+        asyncio.run(check_store_support(settings.database_url, plugins.store))
+    except StorageError as exc:
+        raise CliError(f"{project.path}: {exc}") from exc
+    return plugins
+
+
 def _port_free(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
@@ -185,7 +197,8 @@ def _serve_http(
     if project.auth and auth is None:
         raise CliError(f'{project.path}: "auth" has no "path"; name your Auth object, e.g. "./auth.py:auth"')
     _require_free_port(app_settings)
-    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=load_plugins(project))
+    plugins = _plugins(project, app_settings)
+    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=plugins)
     print(
         f"graphyard serving {project.path}\n"
         + _banner(app_settings, scheme="https" if ssl else "http", studio_url=studio_url),
@@ -305,7 +318,7 @@ def worker(args: argparse.Namespace) -> int:
         raise CliError("REDIS_URI is not set: a separate worker streams events to API processes through Redis")
     if settings.n_jobs_per_worker < 1:
         raise CliError("N_JOBS_PER_WORKER (or --n-jobs-per-worker) must be at least 1 for a worker")
-    return asyncio.run(run_worker_only(settings, graphs, load_plugins(project)))
+    return asyncio.run(run_worker_only(settings, graphs, _plugins(project, settings)))
 
 
 def migrate(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langgraph.store.base import TTLConfig
+from langgraph.store.base import IndexConfig, TTLConfig
 from langgraph_sdk import Priority
 
 from graphyard.config import ConfigError, ProjectConfig
@@ -97,6 +97,12 @@ def _priority(project: ProjectConfig) -> Priority | None:
 
 def _store_options(project: ProjectConfig) -> StoreOptions:
     store = project.store or {}
+    index: IndexConfig | None = None
+    if store.get("index") is not None:
+        raw_index = store["index"]
+        index = {"dims": raw_index["dims"], "embed": _embeddings(project, raw_index["embed"])}
+        if raw_index.get("fields") is not None:
+            index["fields"] = list(raw_index["fields"])
     ttl: TTLConfig | None = None
     if store.get("ttl") is not None:
         raw = store["ttl"]
@@ -105,7 +111,32 @@ def _store_options(project: ProjectConfig) -> StoreOptions:
             ttl["default_ttl"] = float(raw["default_ttl"])
         # LangGraph's sweeper accepts fractions of a minute although the TypedDict says int.
         ttl["sweep_interval_minutes"] = raw.get("sweep_interval_minutes") or DEFAULT_SWEEP_MINUTES  # type: ignore[typeddict-item]
-    return StoreOptions(ttl=ttl)
+    return StoreOptions(index=index, ttl=ttl)
+
+
+def _embeddings(project: ProjectConfig, embed: str) -> Any:
+    """`store.index.embed`: a function (sync or async, texts -> vectors) or Embeddings object named by
+    "./file.py:name", or a "provider:model" string for LangChain's init_embeddings."""
+    module_ref = embed.partition(":")[0]
+    if module_ref.endswith(".py") or module_ref.startswith((".", "/")):
+        found = load_reference(project, "store.index.embed", embed)
+        if not callable(found) and not hasattr(found, "aembed_documents"):
+            raise ConfigError(f"{project.path}: store.index.embed ({embed}): not a function or Embeddings object")
+        return found
+    try:
+        # Optional: only projects that name a provider need LangChain (and that provider's package).
+        init_embeddings = importlib.import_module("langchain.embeddings").init_embeddings
+    except ImportError:
+        raise ConfigError(
+            f'{project.path}: store.index.embed "{embed}" is resolved by LangChain\'s init_embeddings; '
+            f"install it with the provider's package (pip install langchain langchain-{module_ref}) "
+            'or name your own function, e.g. "./embed.py:embed"'
+        ) from None
+    try:
+        return init_embeddings(embed)
+    except Exception as exc:
+        # Unknown provider, missing provider package, missing API key: one line with LangChain's reason.
+        raise ConfigError(f'{project.path}: store.index.embed "{embed}": {type(exc).__name__}: {exc}') from exc
 
 
 def _thread_ttl(checkpointer: dict[str, Any] | None) -> ThreadTTL:

@@ -428,3 +428,7 @@ SELECT priority, fairness_group FROM graphyard_threads WHERE thread_id = %(threa
 -- Record the priority settings of a thread (its runs inherit the priority when enqueued).
 UPDATE graphyard_threads SET priority = %(priority)s, fairness_group = %(fairness_group)s
 WHERE thread_id = %(thread_id)s
+
+-- name: vector_extension
+-- Whether this server can create the pgvector extension (store.index needs it).
+SELECT name FROM pg_available_extensions WHERE name = 'vector'

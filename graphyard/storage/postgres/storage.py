@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphyard.logs import backoff
 from graphyard.records import Lease
-from graphyard.storage.errors import Unavailable
+from graphyard.storage.errors import StoreUnsupported, Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
 from graphyard.storage.migrate import migrate as run_migrations
 from graphyard.storage.ports import StoreOptions
@@ -96,6 +96,21 @@ class _Migrator:
         await self._store.setup()
 
 
+async def check_vector_extension(uri: str) -> None:
+    """store.index on PostgreSQL is LangGraph's store with pgvector: the server must offer "vector"."""
+    with translated():
+        conn = await AsyncConnection.connect(uri, autocommit=True, row_factory=dict_row)
+        async with conn:
+            cur = await conn.execute(Q["vector_extension"])
+            found = await cur.fetchone()
+    if found is None:
+        where = uri.split("@")[-1]
+        raise StoreUnsupported(
+            f'"store.index" needs the PostgreSQL extension "vector" (pgvector), which the server at {where} '
+            "does not have; install pgvector on it (https://github.com/pgvector/pgvector) or remove store.index"
+        )
+
+
 async def _configure(conn: AsyncConnection[DictRow]) -> None:
     set_json_loads(json_loads, conn)
 
@@ -126,6 +141,8 @@ class PostgresStorage:
     ) -> PostgresStorage:
         """Open a pool on `uri` and bring our schema, the saver's and the store's up to date."""
         options = store or StoreOptions()
+        if options.index is not None:
+            await check_vector_extension(uri)
         pool: Pool = AsyncConnectionPool(
             uri,
             connection_class=AsyncConnection[DictRow],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from graphyard.records import Lease
-from graphyard.storage.errors import Unavailable
+from graphyard.storage.errors import StoreUnsupported, Unavailable
 from graphyard.storage.ports import StoreOptions
 from graphyard.storage.queries import load_migrations
 from graphyard.storage.sqlite.saver import FencedSqliteSaver, InlineSqliteSaver
@@ -39,6 +40,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.create_function("graphyard_contains", 2, sql_contains, deterministic=True)
     conn.create_function("graphyard_auth", 2, sql_auth, deterministic=True)
     return conn
+
+
+def check_extension_loading() -> None:
+    """store.index on SQLite is LangGraph's store with sqlite-vec, a loadable extension: this Python's
+    sqlite3 must be able to load extensions (some builds, e.g. pyenv's default, cannot)."""
+    if not hasattr(sqlite3.Connection, "enable_load_extension"):
+        raise StoreUnsupported(
+            '"store.index" needs the sqlite-vec extension, but this Python\'s sqlite3 cannot load extensions '
+            f"({sys.executable}); run graphyard on a Python built with --enable-loadable-sqlite-extensions "
+            "(most system and python.org builds), or remove store.index"
+        )
 
 
 async def _connect_store(path: Path) -> aiosqlite.Connection:
@@ -71,6 +83,8 @@ class SqliteStorage:
     @classmethod
     async def open(cls, path: Path, *, store: StoreOptions | None = None) -> SqliteStorage:
         options = store or StoreOptions()
+        if options.index is not None:
+            check_extension_loading()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             writer = _connect(path)
