@@ -28,7 +28,7 @@ from graphyard.storage import check_store_support
 from graphyard.storage.errors import StorageError
 
 # langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
-IGNORED_KEYS = ("http", "ui", "encryption")
+IGNORED_KEYS = ("http", "ui")
 
 
 # Where the banner's Studio link points, as `langgraph dev` builds it: {studio}/studio/?baseUrl={api}.

@@ -43,6 +43,12 @@ class Plugins:
 
 def load_plugins(project: ProjectConfig) -> Plugins:
     """Resolve the project's `store`, `checkpointer` and `priority` keys; a problem is one ConfigError line."""
+    if project.raw.get("encryption") is not None:
+        # Serving a project that asked for encryption at rest with plaintext rows would be a silent lie.
+        raise ConfigError(
+            f'{project.path}: "encryption" (custom at-rest encryption) is not supported by graphyard yet, '
+            "and its data would be stored unencrypted; remove the key to serve this project without it"
+        )
     return Plugins(
         store=_store_options(project),
         thread_ttl=_thread_ttl(project.checkpointer),

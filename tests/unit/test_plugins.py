@@ -93,3 +93,10 @@ def test_priority_path_must_name_a_priority_object(tmp_path: Path) -> None:
     (tmp_path / "prio.py").write_text("priority = object()\n")
     message = error_line(tmp_path, priority={"path": "./prio.py:priority"})
     assert "langgraph_sdk.Priority" in message
+
+
+def test_encryption_is_refused_rather_than_ignored(tmp_path: Path) -> None:
+    """A project asking for at-rest encryption does not start with plaintext storage: one line names the key."""
+    message = error_line(tmp_path, encryption={"path": "./encryption.py:encryption"})
+    assert '"encryption"' in message
+    assert "not supported" in message
