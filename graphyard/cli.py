@@ -129,6 +129,8 @@ def _project(config: str) -> tuple[Path, ProjectConfig, GraphRegistry]:
     project = load_project_config(path)
     apply_project(project)
     ignored = [key for key in IGNORED_KEYS if project.raw.get(key)]
+    ignored += [f"checkpointer.{key}" for key in project.checkpointer or {} if key != "ttl"]
+    ignored += [f"store.{key}" for key in project.store or {} if key not in ("index", "ttl")]
     if ignored:
         print(
             f"graphyard: {path}: these settings are not supported yet and are ignored: {', '.join(ignored)}",
