@@ -39,7 +39,13 @@ async def fire_due(svc: Services) -> int:
         fired += 1
         try:
             run = await runs.create(
-                svc, crons.run_payload(cron), thread_id=cron.thread_id, user_id=cron.user_id, cron_id=cron.cron_id
+                svc,
+                crons.run_payload(cron),
+                thread_id=cron.thread_id,
+                user_id=cron.user_id,
+                cron_id=cron.cron_id,
+                # What a priority handler knows of the cron's owner: who made it.
+                caller={"identity": cron.user_id} if cron.user_id else None,
             )
         except GraphyardError as exc:
             log.warning("cron could not create its run", cron_id=cron.cron_id, error=exc.message)

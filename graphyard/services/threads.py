@@ -160,6 +160,7 @@ async def copy(
     latest = await saver.aget_tuple(st.thread_config(thread_id))
     async with svc.storage.transaction() as tx:
         await tx.insert_thread(target)
+        await thread_ttl.apply(tx, target.thread_id, thread_ttl.for_new_thread(svc, None))
         await tx.set_thread_state(
             target.thread_id,
             status=ThreadStatus.IDLE,
