@@ -127,3 +127,19 @@ async def test_claim_takes_the_most_urgent_priority_first(storage: Storage) -> N
     assert third is not None and third.run_id == runs[3].run_id
     fourth = await claim(storage, worker="w4")
     assert fourth is not None and fourth.run_id == runs[0].run_id
+
+
+async def test_a_priority_assigned_later_never_lets_a_thread_run_pass_its_elders(storage: Storage) -> None:
+    """A run enqueued after its thread got an urgent priority still waits for the thread's older runs."""
+    mixed, other = await new_thread(storage), await new_thread(storage)
+    older = make_run(mixed.thread_id)
+    await add_runs(storage, older)
+    async with storage.transaction() as tx:
+        await tx.set_thread_priority(mixed.thread_id, -5, "default")
+    middle = make_run(other.thread_id)
+    newer = make_run(mixed.thread_id)
+    await add_runs(storage, middle, newer)
+    first = await claim(storage, worker="w1")
+    assert first is not None and first.run_id == older.run_id
+    second = await claim(storage, worker="w2")
+    assert second is not None and second.run_id == middle.run_id

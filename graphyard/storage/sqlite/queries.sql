@@ -132,14 +132,20 @@ ORDER BY available_at, rowid
 DELETE FROM graphyard_runs WHERE run_id = :run_id
 
 -- name: claim_run
--- Take the most urgent (lowest priority), then oldest runnable run: due, and nothing else running on its thread.
+-- Take the most urgent (lowest priority), then oldest runnable run: due, at the head of its thread's queue
+-- (a priority assigned after a thread's first runs never lets a later run pass them), nothing running on its thread.
 UPDATE graphyard_runs
 SET status = 'running', lease_owner = :worker_id, lease_expires_at = :lease_expires_at,
     attempt = attempt + 1, updated_at = :updated_at
 WHERE run_id = (
     SELECT r.run_id FROM graphyard_runs AS r
     WHERE r.status = 'pending' AND r.available_at <= :now
-      AND NOT EXISTS (SELECT 1 FROM graphyard_runs AS o WHERE o.thread_id = r.thread_id AND o.status = 'running')
+      AND NOT EXISTS (
+          SELECT 1 FROM graphyard_runs AS o
+          WHERE o.thread_id = r.thread_id
+            AND (o.status = 'running'
+                 OR (o.status = 'pending' AND (o.available_at, o.rowid) < (r.available_at, r.rowid)))
+      )
     ORDER BY r.priority, r.available_at, r.rowid
     LIMIT 1
 )
