@@ -134,7 +134,13 @@ async def create(request: Request) -> Response:
     return s.json_response(s.thread_json(thread))
 
 
-@operation("Get a thread", "threads", response=r.ref("Thread"), errors=(404,))
+@operation(
+    "Get a thread",
+    "threads",
+    query={"include": Query({"type": "string"}, "comma-separated extra fields: `ttl` adds the thread's TTL")},
+    response=r.ref("Thread"),
+    errors=(404,),
+)
 async def get(request: Request) -> Response:
     thread_id = _thread_id(request)
     flt = await read_filter(request, thread_id)
