@@ -20,12 +20,15 @@ from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
 from graphyard.graphs import GraphRegistry
 from graphyard.logs import configure
+from graphyard.plugins import Plugins, load_plugins
 from graphyard.reload import stop_with_supervisor, supervise, supervised_by_parent
 from graphyard.server import FATAL, build_app, migrate_only, run_worker_only
 from graphyard.settings import Settings
+from graphyard.storage import check_store_support
+from graphyard.storage.errors import StorageError
 
 # langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
-IGNORED_KEYS = ("http", "store", "checkpointer", "ui", "encryption", "priority")
+IGNORED_KEYS = ("http", "ui")
 
 
 # Where the banner's Studio link points, as `langgraph dev` builds it: {studio}/studio/?baseUrl={api}.
@@ -126,12 +129,24 @@ def _project(config: str) -> tuple[Path, ProjectConfig, GraphRegistry]:
     project = load_project_config(path)
     apply_project(project)
     ignored = [key for key in IGNORED_KEYS if project.raw.get(key)]
+    ignored += [f"checkpointer.{key}" for key in project.checkpointer or {} if key != "ttl"]
+    ignored += [f"store.{key}" for key in project.store or {} if key not in ("index", "ttl")]
     if ignored:
         print(
             f"graphyard: {path}: these settings are not supported yet and are ignored: {', '.join(ignored)}",
             file=sys.stderr,
         )
     return path, project, GraphRegistry.load(project)
+
+
+def _plugins(project: ProjectConfig, settings: Settings) -> Plugins:
+    """The project's store, TTL and priority settings, checked against the database before serving."""
+    plugins = load_plugins(project)
+    try:
+        asyncio.run(check_store_support(settings.database_url, plugins.store))
+    except StorageError as exc:
+        raise CliError(f"{project.path}: {exc}") from exc
+    return plugins
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -184,7 +199,8 @@ def _serve_http(
     if project.auth and auth is None:
         raise CliError(f'{project.path}: "auth" has no "path"; name your Auth object, e.g. "./auth.py:auth"')
     _require_free_port(app_settings)
-    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth)
+    plugins = _plugins(project, app_settings)
+    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=plugins)
     print(
         f"graphyard serving {project.path}\n"
         + _banner(app_settings, scheme="https" if ssl else "http", studio_url=studio_url),
@@ -304,7 +320,7 @@ def worker(args: argparse.Namespace) -> int:
         raise CliError("REDIS_URI is not set: a separate worker streams events to API processes through Redis")
     if settings.n_jobs_per_worker < 1:
         raise CliError("N_JOBS_PER_WORKER (or --n-jobs-per-worker) must be at least 1 for a worker")
-    return asyncio.run(run_worker_only(settings, graphs))
+    return asyncio.run(run_worker_only(settings, graphs, _plugins(project, settings)))
 
 
 def migrate(args: argparse.Namespace) -> int:

@@ -69,10 +69,10 @@ def load_project_config(path: Path) -> ProjectConfig:
         dependencies=_dependencies(path, root, raw.get("dependencies")),
         env=_env(path, root, raw.get("env")),
         auth=_optional_object(path, raw, "auth"),
-        store=_optional_object(path, raw, "store"),
+        store=_store(path, _optional_object(path, raw, "store")),
         http=_optional_object(path, raw, "http") or {},
         webhooks=_optional_object(path, raw, "webhooks"),
-        checkpointer=_optional_object(path, raw, "checkpointer"),
+        checkpointer=_checkpointer(path, _optional_object(path, raw, "checkpointer")),
         raw=raw,
     )
 
@@ -164,3 +164,63 @@ def _optional_object(path: Path, raw: dict[str, Any], key: str) -> dict[str, Any
     if value is not None and not isinstance(value, dict):
         raise ConfigError(f'{path}: "{key}" must be an object, got {json.dumps(value)}')
     return value
+
+
+def _store(path: Path, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`store` with its `index` and `ttl` checked: {"index": {dims, embed, fields?}, "ttl": {...}}."""
+    if value is None:
+        return None
+    index = value.get("index")
+    if index is not None:
+        where = f'{path}: "store.index"'
+        if not isinstance(index, dict):
+            raise ConfigError(
+                f'{where} must be an object like {{"dims": 1536, "embed": "openai:text-embedding-3-small"}}'
+            )
+        dims = index.get("dims")
+        if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+            raise ConfigError(
+                f'{where}: "dims" must be a positive integer (the embedding size), got {json.dumps(dims)}'
+            )
+        embed = index.get("embed")
+        if not isinstance(embed, str) or ":" not in embed:
+            raise ConfigError(
+                f'{where}: "embed" must be "provider:model" or "./path.py:function", got {json.dumps(embed)}'
+            )
+        fields = index.get("fields")
+        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+            raise ConfigError(f'{where}: "fields" must be a list of JSON paths like ["$"] or ["text"]')
+    ttl = value.get("ttl")
+    if ttl is not None:
+        where = f'{path}: "store.ttl"'
+        if not isinstance(ttl, dict):
+            raise ConfigError(f'{where} must be an object like {{"default_ttl": 60, "sweep_interval_minutes": 5}}')
+        _minutes(where, ttl, "default_ttl")
+        _minutes(where, ttl, "sweep_interval_minutes")
+        if not isinstance(ttl.get("refresh_on_read", True), bool):
+            raise ConfigError(f'{where}: "refresh_on_read" must be true or false')
+    return value
+
+
+def _checkpointer(path: Path, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`checkpointer` with its `ttl` checked: {"strategy": "delete"|"keep_latest", "default_ttl", ...}."""
+    if value is None or value.get("ttl") is None:
+        return value
+    ttl = value["ttl"]
+    where = f'{path}: "checkpointer.ttl"'
+    if not isinstance(ttl, dict):
+        raise ConfigError(f'{where} must be an object like {{"strategy": "delete", "default_ttl": 43200}}')
+    if ttl.get("strategy", "delete") not in ("delete", "keep_latest"):
+        raise ConfigError(f'{where}: "strategy" must be "delete" or "keep_latest", got {json.dumps(ttl["strategy"])}')
+    _minutes(where, ttl, "default_ttl")
+    _minutes(where, ttl, "sweep_interval_minutes")
+    limit = ttl.get("sweep_limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f'{where}: "sweep_limit" must be a positive integer, got {json.dumps(limit)}')
+    return value
+
+
+def _minutes(where: str, block: dict[str, Any], key: str) -> None:
+    value = block.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        raise ConfigError(f'{where}: "{key}" must be a positive number of minutes or null, got {json.dumps(value)}')

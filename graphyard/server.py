@@ -24,6 +24,7 @@ from graphyard.config import ProjectConfig
 from graphyard.engine.worker import Worker
 from graphyard.graphs import GraphRegistry
 from graphyard.logs import backoff, get_logger
+from graphyard.plugins import Plugins
 from graphyard.services.assistants import ensure_system_assistants
 from graphyard.services.context import Services
 from graphyard.settings import Settings
@@ -35,11 +36,12 @@ log = get_logger("graphyard.server")
 
 @contextlib.asynccontextmanager
 async def running_services(
-    settings: Settings, graphs: GraphRegistry, *, exclusive: bool = False
+    settings: Settings, graphs: GraphRegistry, *, exclusive: bool = False, plugins: Plugins | None = None
 ) -> AsyncIterator[Services]:
     """Open storage and broker, make system assistants, run workers; close everything on exit.
     `exclusive`: this is the only process on the database (dev), so runs left running are orphans."""
-    storage = await patiently("database", lambda: open_storage(settings.database_url))
+    plugins = plugins or Plugins()
+    storage = await patiently("database", lambda: open_storage(settings.database_url, store=plugins.store))
     try:
         broker = await patiently(
             "broker",
@@ -50,7 +52,7 @@ async def running_services(
     except BaseException:
         await storage.close()
         raise
-    svc = Services(storage=storage, broker=broker, graphs=graphs, settings=settings)
+    svc = Services(storage=storage, broker=broker, graphs=graphs, settings=settings, plugins=plugins)
     stop = asyncio.Event()
     worker_task: asyncio.Task[None] | None = None
     worker: Worker | None = None
@@ -141,10 +143,11 @@ def build_app(
     *,
     exclusive: bool = False,
     auth: ProjectAuth | None = None,
+    plugins: Plugins | None = None,
 ) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with running_services(settings, graphs, exclusive=exclusive) as svc:
+        async with running_services(settings, graphs, exclusive=exclusive, plugins=plugins) as svc:
             log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
             yield {"services": svc, "auth": auth, "auth_openapi": (project.auth or {}).get("openapi")}
 
@@ -166,7 +169,7 @@ def build_app(
     return Starlette(routes=table, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
 
 
-async def run_worker_only(settings: Settings, graphs: GraphRegistry) -> int:
+async def run_worker_only(settings: Settings, graphs: GraphRegistry, plugins: Plugins | None = None) -> int:
     """`graphyard worker`: execute runs, no HTTP; SIGTERM/SIGINT drain and stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -175,7 +178,7 @@ async def run_worker_only(settings: Settings, graphs: GraphRegistry) -> int:
     ready = asyncio.Event()
 
     async def work() -> None:
-        async with running_services(settings, graphs):
+        async with running_services(settings, graphs, plugins=plugins):
             ready.set()
             log.info("graphyard worker ready", graphs=graphs.graph_ids(), jobs=settings.n_jobs_per_worker)
             await _first_of(stop.wait(), FATAL.wait())

@@ -62,7 +62,10 @@ THREAD = record(
         "values": ANY,
         "interrupts": OBJ,
         "error": ANY,
-    }
+        # Only with `include=ttl`: {strategy, ttl_minutes, expires_at}, or null without a TTL.
+        "ttl": {"type": ["object", "null"]},
+    },
+    optional=("ttl",),
 )
 RUN_STATUS: Json = {"enum": ["pending", "running", "error", "success", "timeout", "interrupted"]}
 RUN = record(

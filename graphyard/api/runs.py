@@ -114,6 +114,7 @@ async def create_run(request: Request, payload: Json, *, thread_id: str | None, 
         auth=flt,
         assistant_auth=assistant_flt,
         auth_user=user.json(),
+        caller=user.dict(),
     )
 
 

@@ -16,7 +16,7 @@ from graphyard.api.openapi import SSE, Query, operation
 from graphyard.api.sse import relay, sse_response
 from graphyard.errors import GraphyardError, Unprocessable
 from graphyard.records import Json, uuid7
-from graphyard.services import threads
+from graphyard.services import thread_ttl, threads
 from graphyard.services.channels import thread_channel
 
 STATUSES = ["idle", "busy", "interrupted", "error"]
@@ -121,7 +121,7 @@ async def create(request: Request) -> Response:
     if body.get("supersteps"):
         await authorize(request, "threads", "update", {"thread_id": uuid.UUID(thread_id)})
     thread = await threads.create(
-        svc, thread_id=thread_id, metadata=value.get("metadata"), if_exists=if_exists, auth=flt
+        svc, thread_id=thread_id, metadata=value.get("metadata"), if_exists=if_exists, auth=flt, ttl=value.get("ttl")
     )
     if body.get("supersteps"):
         try:
@@ -134,11 +134,22 @@ async def create(request: Request) -> Response:
     return s.json_response(s.thread_json(thread))
 
 
-@operation("Get a thread", "threads", response=r.ref("Thread"), errors=(404,))
+@operation(
+    "Get a thread",
+    "threads",
+    query={"include": Query({"type": "string"}, "comma-separated extra fields: `ttl` adds the thread's TTL")},
+    response=r.ref("Thread"),
+    errors=(404,),
+)
 async def get(request: Request) -> Response:
     thread_id = _thread_id(request)
     flt = await read_filter(request, thread_id)
-    return s.json_response(s.thread_json(await threads.get(services(request), thread_id, flt)))
+    svc = services(request)
+    found = s.thread_json(await threads.get(svc, thread_id, flt))
+    include = {part.strip() for part in (request.query_params.get("include") or "").split(",")}
+    if "ttl" in include:
+        found["ttl"] = await thread_ttl.get(svc, thread_id)
+    return s.json_response(found)
 
 
 @operation(
@@ -154,8 +165,12 @@ async def patch(request: Request) -> Response:
     thread_id = _thread_id(request)
     body = await s.body(request, PATCH)
     value: Json = {"thread_id": uuid.UUID(thread_id), "metadata": body.get("metadata")}
+    if body.get("ttl") is not None:
+        value["ttl"] = body["ttl"]
     flt = await authorize(request, "threads", "update", value)
-    thread = await threads.patch(services(request), thread_id, metadata=value.get("metadata"), auth=flt)
+    thread = await threads.patch(
+        services(request), thread_id, metadata=value.get("metadata"), auth=flt, ttl=value.get("ttl")
+    )
     if "return=minimal" in (request.headers.get("prefer") or ""):
         return Response(status_code=204)
     return s.json_response(s.thread_json(thread))

@@ -15,7 +15,7 @@ import asyncio
 from graphyard.errors import GraphyardError
 from graphyard.logs import Outage, get_logger
 from graphyard.records import now
-from graphyard.services import crons, runs
+from graphyard.services import crons, runs, thread_ttl
 from graphyard.services.context import Services
 from graphyard.storage.errors import Unavailable
 
@@ -38,7 +38,15 @@ async def fire_due(svc: Services) -> int:
             continue
         fired += 1
         try:
-            run = await runs.create(svc, crons.run_payload(cron), thread_id=cron.thread_id, user_id=cron.user_id)
+            run = await runs.create(
+                svc,
+                crons.run_payload(cron),
+                thread_id=cron.thread_id,
+                user_id=cron.user_id,
+                cron_id=cron.cron_id,
+                # What a priority handler knows of the cron's owner: who made it.
+                caller={"identity": cron.user_id} if cron.user_id else None,
+            )
         except GraphyardError as exc:
             log.warning("cron could not create its run", cron_id=cron.cron_id, error=exc.message)
         except Exception:
@@ -58,6 +66,18 @@ async def scheduler(svc: Services, stop: asyncio.Event) -> None:
             outage.up()
         except Unavailable as exc:
             outage.down(exc)  # the next pass fires what is due by then
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            pass
+
+
+async def thread_sweeper(svc: Services, stop: asyncio.Event) -> None:
+    """Sweep expired threads every `checkpointer.ttl.sweep_interval_minutes` until stop is set; each pass
+    is claimed by one process across all of them (see services.thread_ttl)."""
+    interval = max(0.05, svc.plugins.thread_ttl.sweep_minutes * 60)
+    while not stop.is_set():
+        await thread_ttl.sweep(svc)
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except TimeoutError:

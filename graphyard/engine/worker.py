@@ -13,7 +13,7 @@ from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine.attempts import Attempt
 from graphyard.engine.execute import Outcome, execute, finish, mark_failed
 from graphyard.engine.leases import heartbeat, sweeper
-from graphyard.engine.scheduler import scheduler
+from graphyard.engine.scheduler import scheduler, thread_sweeper
 from graphyard.engine.webhooks import deliver
 from graphyard.logs import Outage, backoff, get_logger
 from graphyard.records import Lease, Run, RunStatus, isoformat, now
@@ -69,6 +69,7 @@ class Worker:
             ),
             asyncio.create_task(sweeper(self.svc, self.worker_id, stop), name="graphyard-sweeper"),
             asyncio.create_task(scheduler(self.svc, stop), name="graphyard-cron-scheduler"),
+            asyncio.create_task(thread_sweeper(self.svc, stop), name="graphyard-thread-sweeper"),
         ]
         failure: list[BaseException] = []
 

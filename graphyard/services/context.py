@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphyard.broker.ports import Broker
 from graphyard.graphs import GraphRegistry
+from graphyard.plugins import Plugins
 from graphyard.settings import Settings
 from graphyard.storage.ports import Storage
 
@@ -16,3 +17,4 @@ class Services:
     broker: Broker
     graphs: GraphRegistry
     settings: Settings
+    plugins: Plugins = field(default_factory=Plugins)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,7 +37,7 @@ from graphyard.records import (
     uuid7,
 )
 from graphyard.serde import dumps, loads
-from graphyard.services import assistants
+from graphyard.services import assistants, priority, thread_ttl
 from graphyard.services.channels import END_EVENT, end_payload, run_channel
 from graphyard.services.context import Services
 from graphyard.services.run_kwargs import RESERVED_METADATA, build_kwargs, strip_reserved
@@ -81,10 +81,13 @@ async def create(
     auth: Json | None = None,
     assistant_auth: Json | None = None,
     auth_user: Json | None = None,
+    caller: Mapping[str, Any] | None = None,
+    cron_id: str | None = None,
 ) -> Run:
     """Create a run in one transaction that holds the thread: create or find the thread, apply the
     multitask strategy to its in-flight runs, insert the pending run. Then wake the workers.
-    `auth` hides existing threads it does not match (as missing), `assistant_auth` likewise assistants."""
+    `auth` hides existing threads it does not match (as missing), `assistant_auth` likewise assistants.
+    `caller` (the authenticated user's fields) and `cron_id` are what a priority handler is told."""
     if payload.get("webhook"):
         validate_webhook(payload["webhook"], svc.settings.webhooks)
     for key in ("feedback_keys", "langsmith_tracer"):
@@ -123,6 +126,15 @@ async def create(
     config_metadata = kwargs["config"]["metadata"]
     ids = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
 
+    settings = await _priority_settings(
+        svc,
+        thread_id=thread_id,
+        stateless=stateless,
+        assistant=assistant,
+        run_metadata=request_metadata,
+        caller=caller if caller is not None else auth_user,
+        cron_id=cron_id,
+    )
     superseded: list[Run] = []
     stopped: list[Run] = []
     action = CancelAction.INTERRUPT
@@ -136,11 +148,14 @@ async def create(
                 raise ThreadOrAssistantNotFound()
             thread = new_thread(thread_id, {**ids, **config_metadata, **request_metadata}, status=ThreadStatus.BUSY)
             await tx.insert_thread(thread)
+            if not stateless:
+                await thread_ttl.apply(tx, thread_id, thread_ttl.for_new_thread(svc, None))
         inflight = await tx.inflight_runs(thread_id)
         if inflight and prevent_insert:
             if strategy is MultitaskStrategy.REJECT:
                 raise ThreadBusy()
             return inflight[0]
+        await priority.store(tx, thread_id, settings)
         metadata = {**assistant.metadata, **thread.metadata}
         if stateless:
             metadata.pop("graph_id", None)
@@ -399,3 +414,32 @@ async def delete(svc: Services, thread_id: str, run_id: str, auth: Json | None =
     async with svc.storage.transaction() as tx:
         await tx.delete_run(run_id)
         await tx.delete_run_checkpoints(thread_id, run_id)
+
+
+async def _priority_settings(
+    svc: Services,
+    *,
+    thread_id: str,
+    stateless: bool,
+    assistant: Assistant,
+    run_metadata: Json,
+    caller: Mapping[str, Any] | None,
+    cron_id: str | None,
+) -> Json | None:
+    """The priority settings to give the thread, when the project has a priority handler and the thread
+    has none yet (asked before the transaction: the handler is user code)."""
+    if svc.plugins.priority is None:
+        return None
+    async with svc.storage.read() as db:
+        existing = await db.get_thread(thread_id)
+        if existing is not None and await db.thread_priority(thread_id) is not None:
+            return None
+    return await priority.decide(
+        svc,
+        thread_id=None if stateless else thread_id,
+        thread_metadata=existing.metadata if existing is not None else {},
+        assistant=assistant,
+        run_metadata=run_metadata,
+        user=caller,
+        cron_id=cron_id,
+    )

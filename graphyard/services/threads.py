@@ -13,6 +13,7 @@ from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFo
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
 from graphyard.serde import dumps
 from graphyard.services import state as st
+from graphyard.services import thread_ttl
 from graphyard.services.channels import thread_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import UniqueViolation
@@ -37,9 +38,17 @@ def new_thread(
 
 
 async def create(
-    svc: Services, *, thread_id: str | None, metadata: Json | None, if_exists: str, auth: Json | None = None
+    svc: Services,
+    *,
+    thread_id: str | None,
+    metadata: Json | None,
+    if_exists: str,
+    auth: Json | None = None,
+    ttl: Any = None,
 ) -> Thread:
+    """A new thread; `ttl` ({"strategy", "ttl": minutes}) or else the project's default TTL starts now."""
     thread = new_thread(thread_id or uuid7(), metadata or {})
+    expiry = thread_ttl.for_new_thread(svc, ttl)
     async with svc.storage.transaction() as tx:
         existing = await tx.get_thread(thread.thread_id)
         if existing is not None:
@@ -51,6 +60,7 @@ async def create(
             await tx.insert_thread(thread)
         except UniqueViolation as exc:
             raise ThreadExists(f"Thread with ID {thread.thread_id} already exists") from exc
+        await thread_ttl.apply(tx, thread.thread_id, expiry)
     return thread
 
 
@@ -62,13 +72,18 @@ async def get(svc: Services, thread_id: str, auth: Json | None = None) -> Thread
     return thread
 
 
-async def patch(svc: Services, thread_id: str, *, metadata: Json | None, auth: Json | None = None) -> Thread:
+async def patch(
+    svc: Services, thread_id: str, *, metadata: Json | None, auth: Json | None = None, ttl: Any = None
+) -> Thread:
+    """Merge metadata into the thread's; a `ttl` restarts its TTL clock with the new length and strategy."""
+    expiry = thread_ttl.requested(svc, ttl)
     async with svc.storage.transaction() as tx:
         thread = await tx.get_thread(thread_id, auth)
         if thread is None:
             raise ThreadNotFound()
         merged = {**thread.metadata, **(metadata or {})}
         await tx.update_thread_metadata(thread_id, merged, isoformat(now()))
+        await thread_ttl.apply(tx, thread_id, expiry)
         updated = await tx.get_thread(thread_id)
     assert updated is not None
     return updated
@@ -145,6 +160,7 @@ async def copy(
     latest = await saver.aget_tuple(st.thread_config(thread_id))
     async with svc.storage.transaction() as tx:
         await tx.insert_thread(target)
+        await thread_ttl.apply(tx, target.thread_id, thread_ttl.for_new_thread(svc, None))
         await tx.set_thread_state(
             target.thread_id,
             status=ThreadStatus.IDLE,

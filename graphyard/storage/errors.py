@@ -15,6 +15,11 @@ class LeaseLost(StorageError):
     """This worker no longer holds the run's lease: another attempt owns the run, so nothing was written."""
 
 
+class StoreUnsupported(StorageError):
+    """The database cannot hold the store the project configured (a missing extension); the message says
+    which key needs what."""
+
+
 class UniqueViolation(StorageError):
     """A row with that key already exists."""
 

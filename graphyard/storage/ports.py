@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, IndexConfig, TTLConfig
 
 from graphyard.records import (
     Assistant,
@@ -27,6 +28,15 @@ from graphyard.records import (
 # Filters are plain JSON: `metadata` filters use containment (PostgreSQL `@>` semantics: a list
 # filter matches a list that holds all of its items); `auth` filters use the langgraph_sdk.Auth
 # filter language ({"k": v}, {"k": {"$eq": v}}, {"k": {"$contains": v}}, {"$or": [...]}, {"$and": [...]}).
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """How to build LangGraph's store: semantic `index` (its `embed` already resolved to a function or
+    Embeddings object) and item `ttl`, both as LangGraph's own store takes them."""
+
+    index: IndexConfig | None = None
+    ttl: TTLConfig | None = None
 
 
 class Session(Protocol):
@@ -120,6 +130,31 @@ class Session(Protocol):
     ) -> int:
         """How many threads match."""
 
+    # --- thread TTL and priority ---------------------------------------------------------------
+    async def set_thread_ttl(
+        self, thread_id: str, *, strategy: str | None, minutes: float | None, expires_at: float | None
+    ) -> None:
+        """Set a thread's TTL: its strategy (delete, keep_latest), length and expiry time (epoch seconds);
+        all None removes it."""
+
+    async def thread_ttl(self, thread_id: str) -> Json | None:
+        """{"strategy", "ttl_minutes", "expires_at" (epoch seconds)}, or None when the thread has no TTL."""
+
+    async def expired_threads(self, now: float, limit: int) -> list[Json]:
+        """Up to `limit` threads to sweep, as {"thread_id", "strategy", "ttl_minutes"}: expired by `now`, or
+        temporary threads a stateless run left behind (strategy None); never one with a pending or running
+        run. On PostgreSQL they are locked until the transaction ends (other sweepers skip them)."""
+
+    async def claim_sweep(self, name: str, now: float, next_at: float) -> bool:
+        """Take the periodic sweep `name` when it is due at `now`, moving it on to `next_at`, so that one
+        process runs each sweep; False when it is not due or another process took it."""
+
+    async def thread_priority(self, thread_id: str) -> Json | None:
+        """{"priority", "fairness_group"} assigned to the thread, or None when none was assigned yet."""
+
+    async def set_thread_priority(self, thread_id: str, priority: int, fairness_group: str) -> None:
+        """Record a thread's priority settings; runs enqueued afterwards on it take that priority."""
+
     # --- runs ---------------------------------------------------------------------------------
     async def insert_run(self, run: Run) -> None:
         """Insert a pending run (its own queue entry)."""
@@ -139,8 +174,9 @@ class Session(Protocol):
         """Delete a run row; False when it did not exist."""
 
     async def claim_run(self, worker_id: str, now: float, lease_seconds: float) -> Run | None:
-        """Mark the oldest runnable run running and leased to worker_id: pending, available_at <= now,
-        and no other run running on its thread. None when nothing is runnable."""
+        """Mark the most urgent runnable run running and leased to worker_id: pending, available_at <= now,
+        and no other run running on its thread; lowest priority first, then oldest. None when nothing is
+        runnable."""
 
     async def next_available_at(self) -> float | None:
         """The earliest available_at among pending runs, to sleep until. Runs waiting behind a running

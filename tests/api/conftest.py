@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 from psycopg import sql
 
+from tests.api.backends import BACKENDS, Backend, create_database, drop_database, postgres_admin_url
 from tests.api.support import Server, free_port, wait_ready_blocking
 from tests.engine.test_distributed import POSTGRES_URL, REDIS_URL, Cluster, _reachable
 
@@ -55,3 +57,24 @@ def backend(request: pytest.FixtureRequest) -> Server:
     found: Server = request.getfixturevalue("server" if request.param == "sqlite" else "postgres_server")
     assert found.alive, f"graphyard died:\n{found.log()}"
     return found
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh SQLite file or PostgreSQL database for this test only, for servers of its own project
+    (started with `Backend.start`); servers stopped and the database dropped afterwards."""
+    if request.param == "sqlite":
+        found = Backend("sqlite", tmp_path)
+        yield found
+        for started in found.servers:
+            started.stop()
+        return
+    admin = postgres_admin_url()
+    name, url = create_database(admin)
+    found = Backend("postgres", tmp_path, url)
+    try:
+        yield found
+    finally:
+        for started in found.servers:
+            started.stop()
+        drop_database(admin, name)

@@ -152,3 +152,32 @@ def test_apply_project_sets_env_without_overriding(tmp_path: Path, monkeypatch: 
     apply_project(load_project_config(write_config(tmp_path, raw)))
     assert os.environ["GRAPHYARD_T_SET"] == "from-shell"
     assert os.environ["GRAPHYARD_T_A"] == "new"
+
+
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        ({"store": {"ttl": {"default_ttl": "soon"}}}, "default_ttl"),
+        ({"store": {"ttl": {"sweep_interval_minutes": 0}}}, "sweep_interval_minutes"),
+        ({"store": {"ttl": {"refresh_on_read": "yes"}}}, "refresh_on_read"),
+        ({"store": {"index": {"dims": 0, "embed": "fake:model"}}}, "dims"),
+        ({"store": {"index": {"dims": 4, "embed": "nocolon"}}}, "embed"),
+        ({"store": {"index": {"dims": 4, "embed": "a:b", "fields": "text"}}}, "fields"),
+        ({"checkpointer": {"ttl": {"strategy": "archive"}}}, "strategy"),
+        ({"checkpointer": {"ttl": {"default_ttl": -1}}}, "default_ttl"),
+        ({"checkpointer": {"ttl": {"sweep_limit": 0}}}, "sweep_limit"),
+    ],
+)
+def test_bad_store_and_checkpointer_settings_name_the_field(tmp_path: Path, block: dict[str, Any], named: str) -> None:
+    """A store or checkpointer setting of the wrong type stops loading with one line naming the field."""
+    message = config_error(write_config(tmp_path, {"graphs": {"a": "./a.py:g"}, **block}))
+    assert named in message
+
+
+def test_good_store_and_checkpointer_settings_load(tmp_path: Path) -> None:
+    """Valid `store.ttl`, `store.index` and `checkpointer.ttl` blocks are kept as written."""
+    store = {"ttl": {"default_ttl": 1.5, "sweep_interval_minutes": 1}, "index": {"dims": 4, "embed": "a.py:f"}}
+    checkpointer = {"ttl": {"strategy": "keep_latest", "default_ttl": 60}}
+    raw = {"graphs": {"a": "./a.py:g"}, "store": store, "checkpointer": checkpointer}
+    config = load_project_config(write_config(tmp_path, raw))
+    assert (config.store, config.checkpointer) == (store, checkpointer)

@@ -142,9 +142,10 @@ WHERE (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
 -- Enqueue a run and wake workers everywhere (NOTIFY is delivered at commit); no row back means the id exists.
 WITH inserted AS (
     INSERT INTO graphyard_runs (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, kwargs,
-                                multitask_strategy, available_at, attempt, temporary)
+                                multitask_strategy, available_at, attempt, temporary, priority)
     VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(created_at)s, %(updated_at)s, %(status)s,
-            %(metadata)s::jsonb, %(kwargs)s::jsonb, %(multitask_strategy)s, %(available_at)s, %(attempt)s, %(temporary)s)
+            %(metadata)s::jsonb, %(kwargs)s::jsonb, %(multitask_strategy)s, %(available_at)s, %(attempt)s, %(temporary)s,
+            coalesce((SELECT priority FROM graphyard_threads WHERE thread_id = %(thread_id)s), 0))
     ON CONFLICT (run_id) DO NOTHING
     RETURNING run_id
 )
@@ -180,7 +181,8 @@ WITH deleted AS (
 SELECT (SELECT count(*) FROM deleted) AS deleted, (SELECT count(*) FROM woken) AS woken
 
 -- name: claim_run
--- Take the oldest runnable run: due, at the head of its thread's queue, nothing running on its thread.
+-- Take the most urgent (lowest priority), then oldest runnable run: due, at the head of its thread's queue,
+-- nothing running on its thread. A thread's runs share its priority, so its own queue stays FIFO.
 -- SKIP LOCKED lets concurrent claimers pass each other; the partial unique index is the final guard.
 WITH next AS (
     SELECT r.run_id FROM graphyard_runs AS r
@@ -191,7 +193,7 @@ WITH next AS (
             AND (o.status = 'running'
                  OR (o.status = 'pending' AND (o.available_at, o.seq) < (r.available_at, r.seq)))
       )
-    ORDER BY r.available_at, r.seq
+    ORDER BY r.priority, r.available_at, r.seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
@@ -387,3 +389,46 @@ LIMIT %(limit)s
 -- name: leased_run
 -- One run with its lease.
 SELECT * FROM graphyard_runs WHERE run_id = %(run_id)s
+
+-- name: set_thread_ttl
+-- A thread's TTL strategy and length, and when it expires (NULLs: it never does).
+UPDATE graphyard_threads SET ttl_strategy = %(strategy)s, ttl_minutes = %(minutes)s, expires_at = %(expires_at)s
+WHERE thread_id = %(thread_id)s
+
+-- name: thread_ttl
+-- A thread's TTL, if it has one.
+SELECT ttl_strategy, ttl_minutes, expires_at FROM graphyard_threads
+WHERE thread_id = %(thread_id)s AND expires_at IS NOT NULL
+
+-- name: claim_sweep
+-- Take the sweep `name` if it is due, moving its next time on; no row back: not due, or someone else took it
+-- (a concurrent claimer waits on the row lock, then sees the moved next_at and takes nothing).
+INSERT INTO graphyard_sweeps (name, next_at) VALUES (%(name)s, %(next_at)s)
+ON CONFLICT (name) DO UPDATE SET next_at = excluded.next_at WHERE graphyard_sweeps.next_at <= %(now)s
+RETURNING name
+
+-- name: expired_threads
+-- Threads past their TTL and orphaned temporary threads (stateless runs' leftovers), none with a run in flight;
+-- locked so a run being created on one waits for the sweep's verdict.
+SELECT t.thread_id, t.ttl_strategy, t.ttl_minutes FROM graphyard_threads AS t
+WHERE (t.expires_at <= %(now)s
+       OR EXISTS (SELECT 1 FROM graphyard_runs AS r WHERE r.thread_id = t.thread_id AND r.temporary))
+  AND NOT EXISTS (
+      SELECT 1 FROM graphyard_runs AS r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running')
+  )
+ORDER BY t.expires_at
+LIMIT %(limit)s
+FOR UPDATE OF t SKIP LOCKED
+
+-- name: thread_priority
+-- The priority settings assigned to a thread; priority is NULL until its first run assigned them.
+SELECT priority, fairness_group FROM graphyard_threads WHERE thread_id = %(thread_id)s
+
+-- name: set_thread_priority
+-- Record the priority settings of a thread (its runs inherit the priority when enqueued).
+UPDATE graphyard_threads SET priority = %(priority)s, fairness_group = %(fairness_group)s
+WHERE thread_id = %(thread_id)s
+
+-- name: vector_extension
+-- Whether this server can create the pgvector extension (store.index needs it).
+SELECT name FROM pg_available_extensions WHERE name = 'vector'

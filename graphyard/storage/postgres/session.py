@@ -268,6 +268,39 @@ class PostgresSession:
         row = await self._one(Q["count_threads"].format(auth=auth_clause(auth, params)), params)
         return int(row["n"]) if row else 0
 
+    # --- thread TTL and priority ---------------------------------------------------------------
+    async def set_thread_ttl(
+        self, thread_id: str, *, strategy: str | None, minutes: float | None, expires_at: float | None
+    ) -> None:
+        params = {"thread_id": thread_id, "strategy": strategy, "minutes": minutes, "expires_at": expires_at}
+        await self._exec(Q["set_thread_ttl"], params)
+
+    async def thread_ttl(self, thread_id: str) -> Json | None:
+        row = await self._one(Q["thread_ttl"], {"thread_id": thread_id})
+        if row is None:
+            return None
+        return {"strategy": row["ttl_strategy"], "ttl_minutes": row["ttl_minutes"], "expires_at": row["expires_at"]}
+
+    async def expired_threads(self, now: float, limit: int) -> list[Json]:
+        found = await self._all(Q["expired_threads"], {"now": now, "limit": limit})
+        return [
+            {"thread_id": row["thread_id"], "strategy": row["ttl_strategy"], "ttl_minutes": row["ttl_minutes"]}
+            for row in found
+        ]
+
+    async def claim_sweep(self, name: str, now: float, next_at: float) -> bool:
+        return await self._one(Q["claim_sweep"], {"name": name, "now": now, "next_at": next_at}) is not None
+
+    async def thread_priority(self, thread_id: str) -> Json | None:
+        row = await self._one(Q["thread_priority"], {"thread_id": thread_id})
+        if row is None or row["priority"] is None:
+            return None
+        return {"priority": row["priority"], "fairness_group": row["fairness_group"]}
+
+    async def set_thread_priority(self, thread_id: str, priority: int, fairness_group: str) -> None:
+        params = {"thread_id": thread_id, "priority": priority, "fairness_group": fairness_group}
+        await self._exec(Q["set_thread_priority"], params)
+
     # --- runs ---------------------------------------------------------------------------------
     async def insert_run(self, run: Run) -> None:
         params = {**rows.run_params(run, _dumps), "origin": self._origin}

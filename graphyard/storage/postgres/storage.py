@@ -27,9 +27,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphyard.logs import backoff
 from graphyard.records import Lease
-from graphyard.storage.errors import Unavailable
+from graphyard.storage.errors import StoreUnsupported, Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
 from graphyard.storage.migrate import migrate as run_migrations
+from graphyard.storage.ports import StoreOptions
 from graphyard.storage.postgres.saver import FencedPostgresSaver, TranslatingPostgresSaver
 from graphyard.storage.postgres.session import PostgresSession, Q, json_loads, translated
 from graphyard.storage.queries import load_migrations
@@ -99,6 +100,21 @@ class _Migrator:
         await self._store.setup()
 
 
+async def check_vector_extension(uri: str) -> None:
+    """store.index on PostgreSQL is LangGraph's store with pgvector: the server must offer "vector"."""
+    with translated():
+        conn = await AsyncConnection.connect(uri, autocommit=True, row_factory=dict_row)
+        async with conn:
+            cur = await conn.execute(Q["vector_extension"])
+            found = await cur.fetchone()
+    if found is None:
+        where = uri.split("@")[-1]
+        raise StoreUnsupported(
+            f'"store.index" needs the PostgreSQL extension "vector" (pgvector), which the server at {where} '
+            "does not have; install pgvector on it (https://github.com/pgvector/pgvector) or remove store.index"
+        )
+
+
 async def _configure(conn: AsyncConnection[DictRow]) -> None:
     set_json_loads(json_loads, conn)
 
@@ -119,9 +135,18 @@ class PostgresStorage:
 
     @classmethod
     async def open(
-        cls, uri: str, *, min_size: int = 2, max_size: int = 20, timeout: float = CONNECT_TIMEOUT_SECONDS
+        cls,
+        uri: str,
+        *,
+        store: StoreOptions | None = None,
+        min_size: int = 2,
+        max_size: int = 20,
+        timeout: float = CONNECT_TIMEOUT_SECONDS,
     ) -> PostgresStorage:
         """Open a pool on `uri` and bring our schema, the saver's and the store's up to date."""
+        options = store or StoreOptions()
+        if options.index is not None:
+            await check_vector_extension(uri)
         pool: Pool = AsyncConnectionPool(
             uri,
             connection_class=AsyncConnection[DictRow],
@@ -143,8 +168,11 @@ class PostgresStorage:
         try:
             with translated():
                 await pool.open(wait=True, timeout=timeout)
-            self = cls(uri, pool, TranslatingPostgresSaver(pool), AsyncPostgresStore(pool))
+            langgraph_store = AsyncPostgresStore(pool, index=options.index, ttl=options.ttl)  # type: ignore[arg-type]
+            self = cls(uri, pool, TranslatingPostgresSaver(pool), langgraph_store)
             await self.migrate()
+            if options.ttl:
+                await langgraph_store.start_ttl_sweeper()
         except BaseException:
             await pool.close()
             raise
@@ -252,6 +280,7 @@ class PostgresStorage:
             failures = 0
 
     async def close(self) -> None:
+        await self._store.stop_ttl_sweeper(timeout=5.0)
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

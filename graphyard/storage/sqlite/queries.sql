@@ -104,9 +104,10 @@ WHERE (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
 -- name: insert_run
 -- Enqueue a run.
 INSERT INTO graphyard_runs (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, kwargs,
-                            multitask_strategy, available_at, attempt, temporary)
+                            multitask_strategy, available_at, attempt, temporary, priority)
 VALUES (:run_id, :thread_id, :assistant_id, :created_at, :updated_at, :status, :metadata, :kwargs,
-        :multitask_strategy, :available_at, :attempt, :temporary)
+        :multitask_strategy, :available_at, :attempt, :temporary,
+        coalesce((SELECT priority FROM graphyard_threads WHERE thread_id = :thread_id), 0))
 
 -- name: get_run
 -- One run, optionally only within a thread.
@@ -131,15 +132,21 @@ ORDER BY available_at, rowid
 DELETE FROM graphyard_runs WHERE run_id = :run_id
 
 -- name: claim_run
--- Take the oldest runnable run: due, and nothing else running on its thread.
+-- Take the most urgent (lowest priority), then oldest runnable run: due, at the head of its thread's queue
+-- (a priority assigned after a thread's first runs never lets a later run pass them), nothing running on its thread.
 UPDATE graphyard_runs
 SET status = 'running', lease_owner = :worker_id, lease_expires_at = :lease_expires_at,
     attempt = attempt + 1, updated_at = :updated_at
 WHERE run_id = (
     SELECT r.run_id FROM graphyard_runs AS r
     WHERE r.status = 'pending' AND r.available_at <= :now
-      AND NOT EXISTS (SELECT 1 FROM graphyard_runs AS o WHERE o.thread_id = r.thread_id AND o.status = 'running')
-    ORDER BY r.available_at, r.rowid
+      AND NOT EXISTS (
+          SELECT 1 FROM graphyard_runs AS o
+          WHERE o.thread_id = r.thread_id
+            AND (o.status = 'running'
+                 OR (o.status = 'pending' AND (o.available_at, o.rowid) < (r.available_at, r.rowid)))
+      )
+    ORDER BY r.priority, r.available_at, r.rowid
     LIMIT 1
 )
 RETURNING *
@@ -312,3 +319,38 @@ LIMIT :limit
 -- name: leased_run
 -- One run with its lease.
 SELECT * FROM graphyard_runs WHERE run_id = :run_id
+
+-- name: set_thread_ttl
+-- A thread's TTL strategy and length, and when it expires (NULLs: it never does).
+UPDATE graphyard_threads SET ttl_strategy = :strategy, ttl_minutes = :minutes, expires_at = :expires_at
+WHERE thread_id = :thread_id
+
+-- name: thread_ttl
+-- A thread's TTL, if it has one.
+SELECT ttl_strategy, ttl_minutes, expires_at FROM graphyard_threads
+WHERE thread_id = :thread_id AND expires_at IS NOT NULL
+
+-- name: claim_sweep
+-- Take the sweep `name` if it is due, moving its next time on; no row back: not due, or someone else took it.
+INSERT INTO graphyard_sweeps (name, next_at) VALUES (:name, :next_at)
+ON CONFLICT (name) DO UPDATE SET next_at = excluded.next_at WHERE graphyard_sweeps.next_at <= :now
+RETURNING name
+
+-- name: expired_threads
+-- Threads past their TTL and orphaned temporary threads (stateless runs' leftovers), none with a run in flight.
+SELECT t.thread_id, t.ttl_strategy, t.ttl_minutes FROM graphyard_threads AS t
+WHERE (t.expires_at <= :now
+       OR EXISTS (SELECT 1 FROM graphyard_runs AS r WHERE r.thread_id = t.thread_id AND r.temporary = 1))
+  AND NOT EXISTS (
+      SELECT 1 FROM graphyard_runs AS r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running')
+  )
+ORDER BY t.expires_at
+LIMIT :limit
+
+-- name: thread_priority
+-- The priority settings assigned to a thread; priority is NULL until its first run assigned them.
+SELECT priority, fairness_group FROM graphyard_threads WHERE thread_id = :thread_id
+
+-- name: set_thread_priority
+-- Record the priority settings of a thread (its runs inherit the priority when enqueued).
+UPDATE graphyard_threads SET priority = :priority, fairness_group = :fairness_group WHERE thread_id = :thread_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,8 @@ from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from graphyard.records import Lease
-from graphyard.storage.errors import Unavailable
+from graphyard.storage.errors import StoreUnsupported, Unavailable
+from graphyard.storage.ports import StoreOptions
 from graphyard.storage.queries import load_migrations
 from graphyard.storage.sqlite.saver import FencedSqliteSaver, InlineSqliteSaver
 from graphyard.storage.sqlite.session import SqliteSession, sql_auth, sql_contains
@@ -38,6 +40,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.create_function("graphyard_contains", 2, sql_contains, deterministic=True)
     conn.create_function("graphyard_auth", 2, sql_auth, deterministic=True)
     return conn
+
+
+def check_extension_loading() -> None:
+    """store.index on SQLite is LangGraph's store with sqlite-vec, a loadable extension: this Python's
+    sqlite3 must be able to load extensions (some builds, e.g. pyenv's default, cannot)."""
+    if not hasattr(sqlite3.Connection, "enable_load_extension"):
+        raise StoreUnsupported(
+            '"store.index" needs the sqlite-vec extension, but this Python\'s sqlite3 cannot load extensions '
+            f"({sys.executable}); run graphyard on a Python built with --enable-loadable-sqlite-extensions "
+            "(most system and python.org builds), or remove store.index"
+        )
 
 
 async def _connect_store(path: Path) -> aiosqlite.Connection:
@@ -68,7 +81,10 @@ class SqliteStorage:
         self._work = asyncio.Event()
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStorage:
+    async def open(cls, path: Path, *, store: StoreOptions | None = None) -> SqliteStorage:
+        options = store or StoreOptions()
+        if options.index is not None:
+            check_extension_loading()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             writer = _connect(path)
@@ -79,13 +95,15 @@ class SqliteStorage:
         lock = asyncio.Lock()
         # Sharing the lock makes the saver and store wait for our transactions instead of failing.
         saver = InlineSqliteSaver(writer, lock)
-        store = AsyncSqliteStore(store_conn)
-        store.lock = lock
-        self = cls(writer, reader, store_conn, lock, saver, store)
+        langgraph_store = AsyncSqliteStore(store_conn, index=options.index, ttl=options.ttl)
+        langgraph_store.lock = lock
+        self = cls(writer, reader, store_conn, lock, saver, langgraph_store)
         await self._migrate()
         async with lock:
             saver.setup()
-        await store.setup()
+        await langgraph_store.setup()
+        if options.ttl:
+            await langgraph_store.start_ttl_sweeper()
         return self
 
     async def _migrate(self) -> None:
@@ -154,6 +172,7 @@ class SqliteStorage:
         self._work.clear()
 
     async def close(self) -> None:
+        await self._store.stop_ttl_sweeper(timeout=5.0)
         await self._store_conn.close()
         async with self._lock:
             self._reader.close()
