@@ -64,7 +64,7 @@ def _backend(args: argparse.Namespace) -> Backend:
 async def _run_one(scenario: Scenario, backend: Backend, params: Params, n_jobs: int) -> dict[str, Any]:
     started = time.perf_counter()
     load_before = load_average()
-    async with running_server(backend, n_jobs=n_jobs) as server:
+    async with running_server(backend, n_jobs=n_jobs, env=scenario.env) as server:
         outcome = await scenario.run(server, params)
         argv = [os.path.basename(a) if i == 0 else a for i, a in enumerate(server.argv)]
     payload: dict[str, Any] = {
@@ -73,7 +73,7 @@ async def _run_one(scenario: Scenario, backend: Backend, params: Params, n_jobs:
         "backend": backend.name,
         "summary": outcome.summary,
         "machine": {**machine_facts(), "load_average_before": load_before, "load_average_after": load_average()},
-        "server": {**backend.describe(), "n_jobs_per_worker": n_jobs, "argv": argv},
+        "server": {**backend.describe(), "n_jobs_per_worker": n_jobs, "argv": argv, "env": scenario.env},
         "params": outcome.params,
         "results": outcome.results,
         "duration_s": round(time.perf_counter() - started, 2),

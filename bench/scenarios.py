@@ -1,18 +1,22 @@
-"""The four scenarios. Each drives a running server and returns its parameters, results and a summary line."""
+"""The scenarios. Each drives a running server and returns its parameters, results and a summary line."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.schema import StreamMode
 
+from bench.graphs import TOKENS
 from bench.server import Server
 from bench.stats import brief, summarize
 
@@ -264,48 +268,57 @@ async def first_custom_event(server: Server, p: Params) -> Outcome:
 # --------------------------------------------------------------------------- throughput
 
 
-async def throughput(server: Server, p: Params) -> Outcome:
-    """`clients` concurrent clients, each doing sequential `runs.wait` of noop on its own thread."""
+async def throughput(server: Server, p: Params, *, clients: int | None = None) -> Outcome:
+    """`clients` concurrent clients, each doing sequential `runs.wait` of noop on its own thread, while a probe
+    times `GET /ok` every 50 ms: its latency above the idle floor is how long the server's event loop stalls."""
+    n_clients = clients or p.clients
     per_client = p.runs or 20
     warmup = 2 if p.warmup is None else p.warmup
     deadline = Deadline(p.max_seconds)
-    clients = [_client(server) for _ in range(p.clients)]
+    sdk_clients = [_client(server) for _ in range(n_clients)]
     latencies: list[float] = []
     errors: list[str] = []
-    try:
-        threads = [(await c.threads.create())["thread_id"] for c in clients]
+    async with httpx.AsyncClient(base_url=server.url, timeout=60.0) as probe_http:
+        probe_idle = await _probe_samples(probe_http, 40)
+        try:
+            threads = [(await c.threads.create())["thread_id"] for c in sdk_clients]
 
-        async def warm(client: LangGraphClient, thread_id: str) -> None:
-            for _ in range(warmup):
-                await client.runs.wait(thread_id, "noop", input={})
-
-        async def worker(client: LangGraphClient, thread_id: str) -> int:
-            done = 0
-            for _ in range(per_client):
-                if deadline.passed():
-                    break
-                start = time.perf_counter()
-                try:
+            async def warm(client: LangGraphClient, thread_id: str) -> None:
+                for _ in range(warmup):
                     await client.runs.wait(thread_id, "noop", input={})
-                except Exception as exc:  # noqa: BLE001 - counted and reported in the results, not hidden
-                    errors.append(repr(exc))
-                    continue
-                latencies.append(_ms(start))
-                done += 1
-            return done
 
-        pairs = list(zip(clients, threads, strict=True))
-        await asyncio.gather(*(warm(c, t) for c, t in pairs))
-        cpu = server_cpu_seconds(server.pid)
-        start = time.perf_counter()
-        completed = sum(await asyncio.gather(*(worker(c, t) for c, t in pairs)))
-        wall = time.perf_counter() - start
-        cpu_per_run = _cpu_per_run(server, cpu, completed)
-    finally:
-        for c in clients:
-            await c.aclose()
+            async def worker(client: LangGraphClient, thread_id: str) -> int:
+                done = 0
+                for _ in range(per_client):
+                    if deadline.passed():
+                        break
+                    start = time.perf_counter()
+                    try:
+                        await client.runs.wait(thread_id, "noop", input={})
+                    except Exception as exc:  # noqa: BLE001 - counted and reported in the results, not hidden
+                        errors.append(repr(exc))
+                        continue
+                    latencies.append(_ms(start))
+                    done += 1
+                return done
+
+            pairs = list(zip(sdk_clients, threads, strict=True))
+            await asyncio.gather(*(warm(c, t) for c, t in pairs))
+            cpu = server_cpu_seconds(server.pid)
+            stop_probe = asyncio.Event()
+            probe = asyncio.create_task(_probe_until(probe_http, stop_probe))
+            start = time.perf_counter()
+            completed = sum(await asyncio.gather(*(worker(c, t) for c, t in pairs)))
+            wall = time.perf_counter() - start
+            cpu_per_run = _cpu_per_run(server, cpu, completed)
+            stop_probe.set()
+            probe_loaded = await probe
+        finally:
+            for c in sdk_clients:
+                await c.aclose()
     rate = completed / wall if wall > 0 else 0.0
     latency = summarize(latencies)
+    idle, loaded = summarize(probe_idle), summarize(probe_loaded)
     results: dict[str, Any] = {
         "completed_runs": completed,
         "errors": len(errors),
@@ -314,14 +327,44 @@ async def throughput(server: Server, p: Params) -> Outcome:
         "runs_per_second": round(rate, 2),
         "latency_ms": latency,
         "server_cpu_ms_per_run": cpu_per_run,
+        "probe_ok_idle_ms": idle,
+        "probe_ok_under_load_ms": loaded,
         "truncated_by_deadline": deadline.hit,
     }
     summary = (
-        f"throughput: {rate:.1f} runs/s ({completed} runs, {p.clients} clients, {len(errors)} errors)"
-        f" | latency {brief(latency)}"
+        f"throughput: {rate:.1f} runs/s ({completed} runs, {n_clients} clients, {len(errors)} errors)"
+        f" | latency {brief(latency)} | GET /ok under load p50 {loaded['p50']:.1f} p99 {loaded['p99']:.1f}"
+        f" max {loaded['max']:.1f} ms (idle p50 {idle['p50']:.1f})"
     )
-    params = {"clients": p.clients, "runs_per_client": per_client, "warmup_per_client": warmup}
+    params = {"clients": n_clients, "runs_per_client": per_client, "warmup_per_client": warmup}
     return Outcome({**params, "max_seconds": p.max_seconds}, results, summary)
+
+
+async def throughput_64(server: Server, p: Params) -> Outcome:
+    """The throughput scenario at 64 clients: twice the server's 32 run slots, so half always queue."""
+    return await throughput(server, p, clients=64)
+
+
+async def _probe_samples(http: httpx.AsyncClient, count: int) -> list[float]:
+    samples: list[float] = []
+    for _ in range(count):
+        start = time.perf_counter()
+        (await http.get("/ok")).raise_for_status()
+        samples.append(_ms(start))
+        await asyncio.sleep(0.05)
+    return samples
+
+
+async def _probe_until(http: httpx.AsyncClient, stop: asyncio.Event) -> list[float]:
+    """`GET /ok` every 50 ms until stop: a health check does no work, so its latency is the loop's lag."""
+    samples: list[float] = []
+    while not stop.is_set():
+        start = time.perf_counter()
+        (await http.get("/ok")).raise_for_status()
+        samples.append(_ms(start))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.05)
+    return samples
 
 
 # --------------------------------------------------------------------------- memory
@@ -420,11 +463,205 @@ async def memory(server: Server, p: Params) -> Outcome:
     return Outcome({**params, "max_seconds": p.max_seconds}, results, summary)
 
 
+# --------------------------------------------------------------------------- memory_tokens
+
+# The server keeps finished streams this long in memory_tokens, so the bench can wait it out.
+TOKENS_TTL_SECONDS = 10.0
+TOKENS_INPUT: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
+TOKENS_MODES: list[StreamMode] = ["messages-tuple", "values"]
+
+
+async def memory_tokens(server: Server, p: Params) -> Outcome:
+    """Streamed 200-token runs, each on a new thread deleted afterwards; RSS after the retention window."""
+    total = p.runs or 2000
+    concurrency = 4
+    every = 500
+    warmup = 50 if p.warmup is None else p.warmup
+    deadline = Deadline(p.max_seconds)
+    client = _client(server)
+    started = time.monotonic()
+    samples: list[dict[str, Any]] = []
+    latencies: list[float] = []
+    events_per_run: list[int] = []
+
+    def sample(runs: int, label: str) -> None:
+        rss = server.rss_kb()
+        samples.append({"label": label, "runs": runs, "elapsed_s": round(time.monotonic() - started, 2), "rss_kb": rss})
+
+    async def one() -> None:
+        thread_id = (await client.threads.create())["thread_id"]
+        start = time.perf_counter()
+        events = 0
+        async for part in client.runs.stream(thread_id, "tokens", input=TOKENS_INPUT, stream_mode=TOKENS_MODES):
+            if part.event == "error":
+                raise RuntimeError(f"run streamed an error event: {part.data!r}")
+            events += 1
+        latencies.append(_ms(start))
+        events_per_run.append(events)
+        await client.threads.delete(thread_id)
+
+    async def settle(label: str, done: int) -> None:
+        # Past the retention window every finished stream has been dropped; what is left is what stays.
+        await asyncio.sleep(TOKENS_TTL_SECONDS + 5.0)
+        sample(done, label)
+
+    done = 0
+    try:
+        sample(0, "started")
+        await _repeat(one, warmup)
+        await settle("warm baseline", 0)
+        while done < total and not deadline.passed():
+            batch = min(concurrency, total - done)
+            await asyncio.gather(*(one() for _ in range(batch)))
+            before = done
+            done += batch
+            if done // every != before // every or done == total:
+                sample(done, "measured")
+        await settle("after retention", done)
+    finally:
+        await client.aclose()
+    base = next(s["rss_kb"] for s in samples if s["label"] == "warm baseline")
+    after = samples[-1]["rss_kb"]
+    peak = max(s["rss_kb"] for s in samples)
+    results: dict[str, Any] = {
+        "samples": samples,
+        "baseline_rss_kb": base,
+        "after_retention_rss_kb": after,
+        "retained_growth_kb": after - base,
+        "peak_rss_kb": peak,
+        "server_hwm_kb": server.hwm_kb(),
+        "completed_runs": done,
+        "events_per_run": round(statistics.fmean(events_per_run), 1) if events_per_run else None,
+        "stream_latency_ms": summarize(latencies),
+        "truncated_by_deadline": deadline.hit,
+    }
+    trail = " -> ".join(f"{s['rss_kb'] / 1024:.1f}" for s in samples[1:])
+    summary = (
+        f"memory_tokens: RSS MiB {trail} (warm, every {every} runs, after {TOKENS_TTL_SECONDS:.0f}+5 s) | "
+        f"{(after - base) / 1024:+.1f} MiB kept after {done} token runs, peak {peak / 1024:.1f} MiB"
+    )
+    params = {
+        "runs": total,
+        "concurrency": concurrency,
+        "warmup": warmup,
+        "stream_mode": TOKENS_MODES,
+        "tokens_per_run": TOKENS,
+        "stream_ttl_seconds": TOKENS_TTL_SECONDS,
+    }
+    return Outcome({**params, "max_seconds": p.max_seconds}, results, summary)
+
+
+# --------------------------------------------------------------------------- large_state
+
+MIB = 1024 * 1024
+
+
+async def large_state(server: Server, p: Params) -> Outcome:
+    """A thread whose state holds 1 MiB: `get_state`, `threads.get` and `get_history(limit=2)` latency."""
+    runs = p.runs or 100
+    warmup = 10 if p.warmup is None else p.warmup
+    deadline = Deadline(p.max_seconds)
+    client = _client(server)
+    results: dict[str, Any] = {}
+    try:
+        thread_id = (await client.threads.create())["thread_id"]
+        # Two runs, so the history has two checkpoints that both carry the 1 MiB value.
+        await client.runs.wait(thread_id, "blob", input={"blob": "x" * MIB})
+        await client.runs.wait(thread_id, "blob", input={})
+
+        async def get_state() -> object:
+            return await client.threads.get_state(thread_id)
+
+        async def get_thread() -> object:
+            return await client.threads.get(thread_id)
+
+        async def get_history() -> object:
+            return await client.threads.get_history(thread_id, limit=2)
+
+        for name, action in (("get_state", get_state), ("get", get_thread), ("get_history_2", get_history)):
+            await _repeat(action, warmup)
+            cpu = server_cpu_seconds(server.pid)
+            samples = await _timed(action, runs, deadline)
+            results[name] = {
+                "latency_ms": summarize(samples),
+                "server_cpu_ms_per_call": _cpu_per_run(server, cpu, len(samples)),
+            }
+    finally:
+        await client.aclose()
+    results["truncated_by_deadline"] = deadline.hit
+    parts = " | ".join(
+        f"{name} p50 {results[name]['latency_ms']['p50']:.2f} p99 {results[name]['latency_ms']['p99']:.2f} ms"
+        for name in ("get_state", "get", "get_history_2")
+    )
+    summary = f"large_state (1 MiB): {parts}"
+    return Outcome({"runs": runs, "warmup": warmup, "state_bytes": MIB, "max_seconds": p.max_seconds}, results, summary)
+
+
+# --------------------------------------------------------------------------- burst
+
+
+async def burst(server: Server, p: Params) -> Outcome:
+    """2,000 runs created as fast as 32 clients can (each on its own thread): the create rate, then the
+    rate at which they complete, from the first create to the moment every thread is idle again."""
+    total = p.runs or 2000
+    senders = 32
+    deadline = Deadline(p.max_seconds)
+    client = _client(server)
+    try:
+        thread_ids = [(await client.threads.create())["thread_id"] for _ in range(total)]
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for thread_id in thread_ids:
+            queue.put_nowait(thread_id)
+        create_ms: list[float] = []
+
+        async def sender() -> None:
+            while not queue.empty() and not deadline.passed():
+                thread_id = queue.get_nowait()
+                start = time.perf_counter()
+                await client.runs.create(thread_id, "noop", input={})
+                create_ms.append(_ms(start))
+
+        cpu = server_cpu_seconds(server.pid)
+        start = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(senders)))
+        created_s = time.perf_counter() - start
+        created = len(create_ms)
+        idle = 0
+        while not deadline.passed():
+            idle = await client.threads.count(status="idle")
+            if idle >= created:
+                break
+            await asyncio.sleep(0.05)
+        completed_s = time.perf_counter() - start
+        cpu_per_run = _cpu_per_run(server, cpu, created)
+    finally:
+        await client.aclose()
+    results: dict[str, Any] = {
+        "created_runs": created,
+        "completed_runs": idle,
+        "create_seconds": round(created_s, 3),
+        "create_rate_per_second": round(created / created_s, 1) if created_s else None,
+        "completion_seconds": round(completed_s, 3),
+        "completion_rate_per_second": round(idle / completed_s, 1) if completed_s else None,
+        "create_latency_ms": summarize(create_ms),
+        "server_cpu_ms_per_run": cpu_per_run,
+        "truncated_by_deadline": deadline.hit,
+    }
+    summary = (
+        f"burst: {created} runs created at {results['create_rate_per_second']} runs/s "
+        f"(create p50 {results['create_latency_ms']['p50']:.1f} ms), all done at "
+        f"{results['completion_rate_per_second']} runs/s ({completed_s:.1f} s)"
+    )
+    return Outcome({"runs": total, "senders": senders, "max_seconds": p.max_seconds}, results, summary)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     run: Callable[[Server, Params], Awaitable[Outcome]]
     n_jobs: int
+    # Extra environment for the server process (never credentials).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -433,6 +670,15 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("wait_latency", wait_latency, n_jobs=10),
         Scenario("first_custom_event", first_custom_event, n_jobs=10),
         Scenario("throughput", throughput, n_jobs=32),
+        Scenario("throughput_64", throughput_64, n_jobs=32),
         Scenario("memory", memory, n_jobs=10),
+        Scenario("large_state", large_state, n_jobs=10),
+        Scenario("burst", burst, n_jobs=10),
+        Scenario(
+            "memory_tokens",
+            memory_tokens,
+            n_jobs=10,
+            env={"RESUMABLE_STREAM_TTL_SECONDS": str(int(TOKENS_TTL_SECONDS))},
+        ),
     )
 }

@@ -226,14 +226,17 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 
 @asynccontextmanager
-async def running_server(backend: Backend, *, n_jobs: int, startup_timeout: float = 60.0) -> AsyncIterator[Server]:
-    """Start a server with its own temp dir (config, database, log), yield it, then stop it."""
+async def running_server(
+    backend: Backend, *, n_jobs: int, env: dict[str, str] | None = None, startup_timeout: float = 60.0
+) -> AsyncIterator[Server]:
+    """Start a server with its own temp dir (config, database, log) and extra `env`, yield it, then stop it."""
     with tempfile.TemporaryDirectory(prefix="graphyard-bench-") as tmp:
         workdir = Path(tmp)
         config = write_project(workdir)
         port = free_port()
         async with backend.launch(config=config, workdir=workdir, port=port, n_jobs=n_jobs) as launch:
             log_path = workdir / "server.log"
+            launch = Launch(launch.argv, {**(env or {}), **launch.env})
             process = await asyncio.to_thread(_spawn, launch, workdir, log_path)
             server = Server(url=f"http://{HOST}:{port}", process=process, log_path=log_path, argv=launch.argv)
             try:

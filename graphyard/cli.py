@@ -174,6 +174,12 @@ def _database_uri() -> str:
     return uri
 
 
+# Idle keep-alive connections are closed after this. uvicorn's 5 s default equals httpx's (the official
+# client's) own expiry, so under load the server could close a connection just as a client reused it,
+# and that request failed with a ReadError. The client must always be the side that gives up first.
+KEEP_ALIVE_SECONDS = 75
+
+
 def _banner(settings: Settings, *, scheme: str, studio_url: str | None) -> str:
     """Where to reach the server: API, API docs and (in dev) Studio connected to it."""
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
@@ -216,6 +222,7 @@ def _serve_http(
         access_log=False,
         ssl_keyfile=keyfile,
         ssl_certfile=certfile,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 1 if FATAL.is_set() else 0
 

@@ -65,7 +65,9 @@ async def relay(
     try:
         while True:
             try:
-                item: StreamEvent = await asyncio.wait_for(anext(sub), HEARTBEAT_SECONDS)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every event in a new task.
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    item: StreamEvent = await anext(sub)
             except TimeoutError:
                 yield HEARTBEAT
                 if settled is not None and await settled():
