@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route, request_response
+from starlette.routing import BaseRoute, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp
 
-from graphyard.api import assistants, crons, docs, meta, metrics, runs, store, threads
+from graphyard.api import assistants, crons, docs, meta, metrics, protocol, runs, store, threads
 from graphyard.api.lazy import LazyApp
 
 
@@ -47,6 +47,10 @@ def routes() -> list[BaseRoute]:
         Route(t + "/history", threads.history_get, methods=["GET"]),
         Route(t + "/history", threads.history, methods=["POST"]),
         Route(t + "/stream", threads.join_stream, methods=["GET"]),
+        # the thread streaming protocol (client.threads.stream)
+        Route(t + "/commands", protocol.commands, methods=["POST"]),
+        Route(t + "/stream/events", protocol.stream_events, methods=["POST"]),
+        WebSocketRoute(t + "/stream/events", protocol.websocket),
         # runs on a thread
         Route(t + "/runs", runs.create_stateful, methods=["POST"]),
         Route(t + "/runs", runs.list_runs, methods=["GET"]),

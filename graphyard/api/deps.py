@@ -1,35 +1,35 @@
-"""Access to what the lifespan built, from a request: the services, and the project's auth."""
+"""Access to what the lifespan built, from a request or a WebSocket: the services, and the project's auth."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from graphyard.auth import AuthUser, ProjectAuth
 from graphyard.records import Json
 from graphyard.services.context import Services
 
 
-def services(request: Request) -> Services:
+def services(request: HTTPConnection) -> Services:
     svc = request.state.services
     assert isinstance(svc, Services)
     return svc
 
 
-def project_auth(request: Request) -> ProjectAuth | None:
+def project_auth(request: HTTPConnection) -> ProjectAuth | None:
     """The project's auth, or None when langgraph.json configures none (the server is open)."""
     auth: ProjectAuth | None = getattr(request.state, "auth", None)
     return auth
 
 
-def auth_user(request: Request) -> AuthUser | None:
+def auth_user(request: HTTPConnection) -> AuthUser | None:
     """The user the auth middleware authenticated, or None without auth."""
     user: AuthUser | None = getattr(request.state, "auth_user", None)
     return user
 
 
-async def authorize(request: Request, resource: str, action: str, value: dict[str, Any]) -> Json | None:
+async def authorize(request: HTTPConnection, resource: str, action: str, value: dict[str, Any]) -> Json | None:
     """Run the project's handler for resource.action on `value` (which it may change in place):
     None means allowed without a filter, a dict is the metadata filter to pass to the service."""
     auth = project_auth(request)

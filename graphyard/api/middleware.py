@@ -60,8 +60,11 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        if scope["type"] not in ("http", "websocket") or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
             return
         try:
             user = await self.auth.authenticate(Request(scope))
@@ -75,6 +78,21 @@ class AuthMiddleware:
         except Exception as exc:  # noqa: BLE001 - the project's handler failed: logged, a 500, never a way in
             log.error("authenticate handler failed", path=scope.get("path"), exc_info=exc)
             await json_error(500, "Internal Server Error")(scope, receive, send)
+            return
+        scope.setdefault("state", {})["auth_user"] = user
+        await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The handshake is authenticated like a GET; a refusal closes it before it is accepted, which
+        the server answers with HTTP 403."""
+        try:
+            user = await self.auth.authenticate(Request({**scope, "type": "http", "method": "GET"}))
+        except (AuthFailed, StarletteHTTPException):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        except Exception as exc:  # noqa: BLE001 - the project's handler failed: logged, refused, never a way in
+            log.error("authenticate handler failed", path=scope.get("path"), exc_info=exc)
+            await send({"type": "websocket.close", "code": 1011})
             return
         scope.setdefault("state", {})["auth_user"] = user
         await self.app(scope, receive, send)

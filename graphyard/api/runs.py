@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 
 from graphyard.api import responses as r
@@ -97,9 +97,10 @@ async def _create(request: Request, *, stateless: bool, run_id: str | None = Non
     return run, payload
 
 
-async def create_run(request: Request, payload: Json, *, thread_id: str | None, run_id: str | None) -> Run:
+async def create_run(request: HTTPConnection, payload: Json, *, thread_id: str | None, run_id: str | None) -> Run:
     """runs.create, after the project's auth (if any) has seen and possibly changed the payload.
-    The one way a run is made from an HTTP request (also by /mcp and /a2a), so auth is never skipped."""
+    The one way a run is made from an HTTP request (also by /mcp, /a2a and the thread protocol), so auth
+    is never skipped."""
     svc = services(request)
     user = auth_user(request)
     if project_auth(request) is None or user is None:
@@ -145,7 +146,7 @@ RUN_OPTIONS = ("metadata", "prevent_insert_if_inflight", "multitask_strategy", "
 
 
 async def _authorize_run(
-    request: Request, svc: Services, payload: Json, thread_id: str | None, run_id: str
+    request: HTTPConnection, svc: Services, payload: Json, thread_id: str | None, run_id: str
 ) -> tuple[Json, Json | None, Json | None]:
     """threads.create_run with the reference's RunsCreate value, then assistants.read for a user-made
     assistant. Returns the payload with the handler's changes, the thread filter, the assistant filter."""

@@ -21,7 +21,7 @@ def _id_key(event_id: str) -> tuple[int, int]:
 
 
 class _Channel:
-    __slots__ = ("closed", "history", "history_bytes", "last_ms", "seq", "subscribers", "touched")
+    __slots__ = ("closed", "history", "history_bytes", "last_ms", "mark", "number", "seq", "subscribers", "touched")
 
     def __init__(self, history_size: int) -> None:
         self.history: deque[StreamEvent] = deque(maxlen=history_size)
@@ -30,6 +30,8 @@ class _Channel:
         self.closed = False
         self.last_ms = 0
         self.seq = 0
+        self.number = 0
+        self.mark = 0
         self.touched = time.monotonic()
 
     def next_id(self) -> str:
@@ -119,7 +121,22 @@ class MemoryBroker:
 
     async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
         ch = self._channel(channel)
-        item = StreamEvent(ch.next_id(), event, data)
+        return self._push(ch, StreamEvent(ch.next_id(), event, data), keep=keep)
+
+    async def append_numbered(self, channel: str, event: str, data: bytes, *, mark: bool = False) -> int:
+        ch = self._channel(channel)
+        ch.number += 1
+        if mark:
+            ch.mark = ch.number
+        self._push(ch, StreamEvent(f"{ch.number}-0", event, data), keep=True)
+        return ch.number
+
+    async def numbered_head(self, channel: str) -> tuple[int, int]:
+        ch = self._channels.get(channel)
+        return (ch.number, ch.mark) if ch is not None else (0, 0)
+
+    def _push(self, ch: _Channel, item: StreamEvent, *, keep: bool) -> str:
+        data = item.data
         ch.touched = time.monotonic()
         if keep:
             if len(ch.history) == ch.history.maxlen:

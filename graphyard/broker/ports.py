@@ -36,6 +36,14 @@ class Broker(Protocol):
     async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
         """Append an event to the channel and return its id. With keep, it can be replayed later."""
 
+    async def append_numbered(self, channel: str, event: str, data: bytes, *, mark: bool = False) -> int:
+        """Append a kept event numbered n, the channel's next number (1, 2, ... across every process), with
+        the id `<n>-0`, and return n. With mark, n also becomes the channel's mark (where its latest run
+        began). The numbering and the mark expire with the channel, then start again from 1."""
+
+    async def numbered_head(self, channel: str) -> tuple[int, int]:
+        """(the last number given on the channel, its mark), each 0 when there is none."""
+
     async def close_channel(self, channel: str) -> None:
         """Mark the channel finished: live subscribers end after the events already published."""
 

@@ -4,7 +4,8 @@ Keys, all under the prefix: `stream:<channel>` holds a channel's entries, each e
 (`event`, `data`, `keep` fields) or the end marker (`end`) that close_channel appends. The Redis
 entry id is the event id. A channel is closed when its last entry is the end marker, so closing
 is one atomic append and the flag expires with the stream. Cancel signals travel on the pub/sub
-channel `cancel` as `<run_id>:<action>`.
+channel `cancel` as `<run_id>:<action>`. Numbered channels (thread protocol streams) also keep
+`number:<channel>` (the last number given) and `mark:<channel>`, expiring with the stream.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from graphyard.broker.ports import CancelCallback, StreamEvent
 logger = logging.getLogger(__name__)
 
 _XADD_EXPIRE = resources.files("graphyard.broker").joinpath("lua/xadd_expire.lua").read_text(encoding="utf-8")
+_XADD_NUMBERED = resources.files("graphyard.broker").joinpath("lua/xadd_numbered.lua").read_text(encoding="utf-8")
 _DISCONNECTED = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 IdKey = tuple[int, int]
@@ -192,6 +194,7 @@ class RedisBroker:
         self.close_timeout = 5.0
         self._max_backoff = max_backoff_seconds
         self._xadd_expire = redis.register_script(_XADD_EXPIRE)
+        self._xadd_numbered = redis.register_script(_XADD_NUMBERED)
         self._cancel_channel = f"{prefix}cancel"
         self._callbacks: dict[str, list[CancelCallback]] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -223,6 +226,21 @@ class RedisBroker:
 
     async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
         return await self._append(channel, b"event", event, b"data", data, b"keep", b"1" if keep else b"0")
+
+    async def append_numbered(self, channel: str, event: str, data: bytes, *, mark: bool = False) -> int:
+        keys = [self._stream_key(channel), self._number_key(channel), self._mark_key(channel)]
+        args = [self.maxlen, self.ttl_ms, b"1" if mark else b"0", b"event", event, b"data", data, b"keep", b"1"]
+        return int(await self._xadd_numbered(keys=keys, args=args))
+
+    async def numbered_head(self, channel: str) -> tuple[int, int]:
+        number, mark = await self.redis.mget([self._number_key(channel), self._mark_key(channel)])
+        return int(number or 0), int(mark or 0)
+
+    def _number_key(self, channel: str) -> str:
+        return f"{self.prefix}number:{channel}"
+
+    def _mark_key(self, channel: str) -> str:
+        return f"{self.prefix}mark:{channel}"
 
     async def close_channel(self, channel: str) -> None:
         await self._append(channel, b"end", b"1")

@@ -17,9 +17,11 @@ from graphyard.broker.errors import BrokerUnavailable
 from graphyard.engine import webhooks
 from graphyard.engine.attempts import Attempt
 from graphyard.engine.outbox import Outbox
+from graphyard.engine.protocol_events import ProtocolModes, Translator
 from graphyard.logs import get_logger
 from graphyard.records import CancelAction, Json, Lease, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
 from graphyard.serde import dumps, to_jsonable
+from graphyard.services import protocol
 from graphyard.services import state as st
 from graphyard.services.channels import END_EVENT, end_payload, run_channel, thread_channel
 from graphyard.services.context import Services
@@ -105,6 +107,9 @@ class Execution:
         self.channel = run_channel(run.run_id)
         self.thread_channel = thread_channel(run.thread_id)
         self.keep = bool(run.kwargs.get("resumable"))
+        # Runs started through the thread protocol stream LangGraph's v3 events to the thread's
+        # protocol stream; every run leaves its root lifecycle there.
+        self.protocol = bool(run.kwargs.get("thread_protocol")) and not run.temporary
         self.cancel_action: CancelAction | None = None
         self.message_seen: set[str] = set()
         self.message_parts: dict[str, BaseMessageChunk] = {}
@@ -146,7 +151,12 @@ class Execution:
         interrupts: list[Any] = []
         try:
             async with svc.graphs.graph(graph_id, config, checkpointer=checkpointer, store=svc.storage.store) as graph:
-                async for ns, mode, chunk in self._astream(graph, graph_input, config, graph_id, modes, subgraphs):
+                source = (
+                    self._astream_protocol(graph, graph_input, config, graph_id)
+                    if self.protocol
+                    else self._astream(graph, graph_input, config, graph_id, modes, subgraphs)
+                )
+                async for ns, mode, chunk in source:
                     if not ns:
                         if mode == "values":
                             last_values = chunk
@@ -199,6 +209,28 @@ class Execution:
             if ns and not subgraphs:
                 continue
             yield ns, mode, chunk
+
+    async def _astream_protocol(self, graph: Any, graph_input: Any, config: RunnableConfig, graph_id: str) -> Any:
+        """LangGraph's v3 event log: every event goes to the thread's protocol stream, and the plain
+        stream-mode parts also come out as (namespace, mode, chunk) for the run's own stream."""
+        kwargs = self.run.kwargs
+        run_stream = await graph.astream_events(
+            graph_input,
+            config,
+            version="v3",
+            transformers=[ProtocolModes],
+            context=_context(self.svc, graph_id, kwargs),
+            interrupt_before=kwargs.get("interrupt_before"),
+            interrupt_after=kwargs.get("interrupt_after"),
+            durability=kwargs.get("durability") or "async",
+        )
+        translator = Translator()
+        async for event in run_stream:
+            for method, namespace, data in translator.translate(event):
+                await protocol.publish(self.svc, self.run.thread_id, method, namespace, data)
+            method = event["method"]
+            if method in _LANGGRAPH_MODE and method != "messages":
+                yield tuple(event["params"]["namespace"]), method, event["params"]["data"]
 
     async def _forward(self, requested: list[str], ns: tuple[str, ...], mode: str, chunk: Any) -> None:
         suffix = "".join(f"|{part}" for part in ns)
@@ -254,9 +286,10 @@ async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:
     return st.thread_snapshot(snap)
 
 
-async def finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None = None) -> None:
+async def finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None = None) -> ThreadSnapshot | None:
     """Write the run's final status and its thread's status and values in one transaction; with a lease,
-    only while it is held (LeaseLost otherwise, and nothing is written)."""
+    only while it is held (LeaseLost otherwise, and nothing is written). Returns the thread snapshot it
+    recorded (None when there was nothing to record)."""
     snapshot = outcome.snapshot or await thread_snapshot(svc, run)
     stamp = isoformat(now())
     async with svc.storage.transaction() as tx:
@@ -264,11 +297,11 @@ async def finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None 
             await tx.hold_lease(lease)
         current = await tx.get_run(run.run_id)
         if current is None:
-            return  # deleted while running (thread or run deleted): nothing left to record
+            return None  # deleted while running (thread or run deleted): nothing left to record
         await tx.finish_run(run.run_id, outcome.status, outcome.output, stamp)
         if run.temporary:
             await tx.delete_thread(run.thread_id)
-            return
+            return None
         others = [r for r in await tx.inflight_runs(run.thread_id) if r.run_id != run.run_id]
         if snapshot is None:
             snapshot = ThreadSnapshot(values=outcome.values, interrupts={}, error=None, has_next=False)
@@ -285,6 +318,7 @@ async def finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None 
     if others:
         # The next run on this thread is runnable now (other processes hear the storage's own wake-up).
         svc.storage.notify_work()
+    return snapshot
 
 
 async def mark_failed(svc: Services, run: Run, body: Json, lease: Lease | None = None) -> None:
@@ -355,9 +389,9 @@ async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> We
         return await _execute(svc, run, execution, attempt)
 
 
-async def _finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None) -> None:
+async def _finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None) -> ThreadSnapshot | None:
     with tracing.span("run finish", {"graphyard.run_id": run.run_id, "graphyard.status": outcome.status.value}):
-        await finish(svc, run, outcome, lease)
+        return await finish(svc, run, outcome, lease)
 
 
 async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attempt | None) -> WebhookCall | None:
@@ -394,6 +428,8 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
             # Cancelled while it was being claimed: the signal may have been sent before we listened.
             execution.cancel_action = run.cancel_action
             raise asyncio.CancelledError
+        if not run.temporary:
+            await protocol.run_started(svc, run)
         try:
             async with asyncio.timeout(svc.settings.run_timeout_seconds):
                 outcome = await execution.stream()
@@ -402,10 +438,18 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
             await execution.publish("error", body)
             outcome = Outcome(RunStatus.TIMEOUT, {"__error__": body}, error=body)
         unregister()
-        await _finish(svc, run, outcome, lease)
+        recorded = await _finish(svc, run, outcome, lease)
         settled()
         final: Any = outcome.output
         status, error, values = outcome.status, outcome.error, outcome.values
+        await protocol.run_ended(
+            svc,
+            run,
+            status,
+            interrupts=recorded.interrupts if recorded else None,
+            waiting=bool(recorded and recorded.has_next),
+            error=error,
+        )
     except asyncio.CancelledError:
         unregister()
         action = execution.cancel_action
@@ -425,6 +469,8 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
             await _finish(svc, run, Outcome(RunStatus.INTERRUPTED, final, values=final), lease)
             settled()
             status, values = RunStatus.INTERRUPTED, final
+        cancelled = {"message": f"Run {run.run_id} was cancelled ({action.value})"}
+        await protocol.run_ended(svc, run, RunStatus.INTERRUPTED, error=cancelled)
     except BaseException as exc:
         if isinstance(exc, LeaseLost):
             execution.outbox.abandon()  # the stream belongs to the attempt that took over

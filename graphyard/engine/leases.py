@@ -13,6 +13,7 @@ from graphyard.engine.attempts import SAFE_SHARE, Attempt
 from graphyard.engine.execute import Outcome, finish
 from graphyard.logs import Outage, backoff, get_logger
 from graphyard.records import Lease, Run, RunStatus, isoformat, now
+from graphyard.services import protocol
 from graphyard.services.channels import run_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import LeaseLost, Unavailable
@@ -99,6 +100,10 @@ async def sweep_once(svc: Services, sweeper_id: str) -> int:
             await svc.broker.close_channel(run_channel(run.run_id))
         except BrokerUnavailable:
             log.warning("could not close the run's stream: broker unreachable", run_id=run.run_id)
+        try:
+            await protocol.run_ended(svc, run, RunStatus.ERROR, error=body)
+        except BrokerUnavailable:
+            log.warning("could not end the thread's protocol stream: broker unreachable", run_id=run.run_id)
         log.error("run failed after retries", **run.log_fields())
     if expired:
         svc.storage.notify_work()

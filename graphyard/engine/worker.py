@@ -17,6 +17,7 @@ from graphyard.engine.scheduler import scheduler, thread_sweeper
 from graphyard.engine.webhooks import deliver
 from graphyard.logs import Outage, backoff, get_logger
 from graphyard.records import Lease, Run, RunStatus, isoformat, now
+from graphyard.services import protocol
 from graphyard.services.channels import run_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import LeaseLost, StorageError, Unavailable
@@ -186,6 +187,7 @@ class Worker:
                 await mark_failed(self.svc, run, body, lease)
             with contextlib.suppress(BrokerUnavailable):
                 await self.svc.broker.close_channel(run_channel(run_id))
+                await protocol.run_ended(self.svc, run, RunStatus.ERROR, error=body)
 
     async def _retry_later(self, run: Run, attempt: Attempt, exc: BaseException) -> None:
         """A dependency failed under this attempt: it ends, not the run. After a backoff the run goes back to
@@ -204,7 +206,7 @@ class Worker:
         await asyncio.sleep(min(delay, max(0.0, attempt.valid_until - time.monotonic())))
         await self._with_db(attempt, lambda: self._hand_back(attempt, deadline=None))
 
-    async def _with_db(self, attempt: Attempt, write: Callable[[], Awaitable[None]]) -> None:
+    async def _with_db(self, attempt: Attempt, write: Callable[[], Awaitable[object]]) -> None:
         """Retry a fenced write while the database is away, for as long as the attempt may still hold its lease."""
         failures = 0
         while True:

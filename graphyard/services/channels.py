@@ -21,3 +21,8 @@ def run_channel(run_id: str) -> str:
 
 def thread_channel(thread_id: str) -> str:
     return f"thread:{thread_id}"
+
+
+def protocol_channel(thread_id: str) -> str:
+    """The thread's numbered stream of protocol events (`client.threads.stream`)."""
+    return f"protocol:{thread_id}"

@@ -102,7 +102,7 @@ def build_kwargs(
     durability = payload.get("durability")
     if durability is None:
         durability = "exit" if payload.get("checkpoint_during") is False else "async"
-    return {
+    kwargs: Json = {
         "input": payload.get("input"),
         "command": payload.get("command"),
         "config": run_config,
@@ -118,3 +118,7 @@ def build_kwargs(
         "checkpoint_during": payload.get("checkpoint_during", True),
         "durability": durability,
     }
+    if payload.get("thread_protocol"):
+        # Started through the thread protocol: the engine also streams its full protocol events.
+        kwargs["thread_protocol"] = True
+    return kwargs

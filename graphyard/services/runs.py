@@ -37,7 +37,7 @@ from graphyard.records import (
     uuid7,
 )
 from graphyard.serde import dumps, loads
-from graphyard.services import assistants, priority, thread_ttl
+from graphyard.services import assistants, priority, protocol, thread_ttl
 from graphyard.services.channels import END_EVENT, end_payload, run_channel
 from graphyard.services.context import Services
 from graphyard.services.run_kwargs import RESERVED_METADATA, build_kwargs, strip_reserved
@@ -394,6 +394,7 @@ async def _end_streams(svc: Services, runs: Sequence[Run], action: CancelAction)
         payload = dumps(end_payload(run.thread_id, output))
         await svc.broker.publish(run_channel(run.run_id), END_EVENT, payload, keep=True)
         await svc.broker.close_channel(run_channel(run.run_id))
+    await protocol.runs_stopped(svc, runs, action)
 
 
 async def _settle_idle_thread(tx: Session, thread_id: str, stamp: str) -> None:
