@@ -315,6 +315,44 @@ async def test_unknown_channel_is_not_closed(broker: Broker) -> None:
 # --- cancel signals -------------------------------------------------------------------------------
 
 
+async def test_numbered_events_count_from_one_across_instances(broker: Broker, peer: Broker) -> None:
+    """append_numbered gives 1, 2, 3, ... on a channel whoever appends, with ids `<n>-0`, and reports the head."""
+    ch = channel()
+    assert await broker.numbered_head(ch) == (0, 0)
+    numbers = [await (broker if i % 2 else peer).append_numbered(ch, "values", b"%d" % i) for i in range(6)]
+    assert numbers == [1, 2, 3, 4, 5, 6]
+    assert await peer.numbered_head(ch) == (6, 0)
+    sub = await broker.subscribe(ch, last_event_id="0-0")
+    replayed = [await anext(sub) for _ in range(6)]
+    await sub.aclose()
+    assert [e.id for e in replayed] == [f"{n}-0" for n in numbers]
+    assert [e.data for e in replayed] == [b"%d" % i for i in range(6)]
+
+
+async def test_numbered_replay_after_a_number_then_live(broker: Broker, peer: Broker) -> None:
+    """Subscribing after `<n>-0` replays the numbered events after n, then delivers later ones live."""
+    ch = channel()
+    for i in range(5):
+        await broker.append_numbered(ch, "values", b"%d" % i)
+    sub = await peer.subscribe(ch, last_event_id="3-0")
+    await broker.append_numbered(ch, "values", b"live")
+    got = [await asyncio.wait_for(anext(sub), DEADLINE) for _ in range(3)]
+    await sub.aclose()
+    assert [e.id for e in got] == ["4-0", "5-0", "6-0"]
+    assert got[-1].data == b"live"
+
+
+async def test_numbered_mark_is_the_last_marked_number(broker: Broker, peer: Broker) -> None:
+    """A mark remembers the number it was given with, until a later mark replaces it."""
+    ch = channel()
+    await broker.append_numbered(ch, "a", b"")
+    marked = await broker.append_numbered(ch, "b", b"", mark=True)
+    await peer.append_numbered(ch, "c", b"")
+    assert await peer.numbered_head(ch) == (3, marked)
+    again = await peer.append_numbered(ch, "d", b"", mark=True)
+    assert await broker.numbered_head(ch) == (4, again)
+
+
 async def test_cancel_reaches_callback_on_another_instance(broker: Broker, peer: Broker) -> None:
     """send_cancel on one broker calls the callback registered for that run on another broker, only for that run."""
     run_id, other_run = str(uuid.uuid4()), str(uuid.uuid4())
@@ -361,6 +399,24 @@ async def test_redis_streams_expire(redis_env: RedisEnv) -> None:
             assert time.monotonic() < deadline, "the stream did not expire"
             await asyncio.sleep(0.05)
         assert not await broker.is_closed(ch)
+    finally:
+        await broker.close()
+
+
+@pytest.mark.redis
+async def test_redis_numbered_channel_expires_with_its_counter(redis_env: RedisEnv) -> None:
+    """A numbered channel's stream, counter and mark share one TTL, so numbering restarts after expiry."""
+    broker = await RedisBroker.connect(redis_env.url, prefix=redis_env.prefix, ttl_seconds=0.5)
+    try:
+        ch = channel()
+        await broker.append_numbered(ch, "values", b"{}", mark=True)
+        for key in (f"stream:{ch}", f"number:{ch}", f"mark:{ch}"):
+            assert 0 < await broker.redis.pttl(f"{redis_env.prefix}{key}") <= 500
+        deadline = time.monotonic() + DEADLINE
+        while await broker.numbered_head(ch) != (0, 0):
+            assert time.monotonic() < deadline, "the numbered channel did not expire"
+            await asyncio.sleep(0.05)
+        assert await broker.append_numbered(ch, "values", b"{}") == 1
     finally:
         await broker.close()
 

@@ -14,10 +14,12 @@ from typing import Annotated, Any
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import tool
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from typing_extensions import TypedDict
@@ -290,3 +292,60 @@ async def _remember(state: RememberState, runtime: Runtime[Any]) -> dict[str, An
 
 
 remember = StateGraph(RememberState).add_node("remember", _remember).add_edge(START, "remember").compile()
+
+
+# --- agent: a planned tool call, the tool, then a streamed reply (thread protocol `tools`) -------
+
+AGENT_REPLY = "the sum is 3"
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def _plan(state: ChatState) -> dict[str, Any]:
+    call = {"name": "add", "args": {"a": 1, "b": 2}, "id": "call-add-1", "type": "tool_call"}
+    return {"messages": [AIMessage(content="adding", tool_calls=[call], id="plan-1")]}
+
+
+async def _reply(state: ChatState) -> dict[str, Any]:
+    get_stream_writer()({"name": "progress", "step": "reply"})
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=AGENT_REPLY)]))
+    return {"messages": [await model.ainvoke(state["messages"])]}
+
+
+agent = (
+    StateGraph(ChatState)
+    .add_node("plan", _plan)
+    .add_node("tools", ToolNode([add]))
+    .add_node("reply", _reply)
+    .add_edge(START, "plan")
+    .add_edge("plan", "tools")
+    .add_edge("tools", "reply")
+    .add_edge("reply", END)
+    .compile()
+)
+
+# --- team: a parent node, then a `researcher` subgraph whose chat model streams tokens ----------
+
+_researcher = (
+    StateGraph(ChatState).add_node("respond", _respond).add_edge(START, "respond").add_edge("respond", END).compile()
+)
+
+
+def _intro(state: ChatState) -> dict[str, Any]:
+    get_stream_writer()({"name": "progress", "step": "intro"})
+    return {}
+
+
+team = (
+    StateGraph(ChatState)
+    .add_node("intro", _intro)
+    .add_node("researcher", _researcher)
+    .add_edge(START, "intro")
+    .add_edge("intro", "researcher")
+    .add_edge("researcher", END)
+    .compile()
+)
