@@ -204,8 +204,16 @@ class RedisBroker:
     async def connect(cls, url: str, *, max_connections: int = 1_000, **options: Any) -> RedisBroker:
         """Open a pool on `redis://host:port/db` and check that Redis answers.
         Every waiting subscription holds one pooled connection, hence the large pool."""
-        # Reads block for block_seconds on the server, so only connecting gets a short timeout.
-        redis = Redis.from_url(url, max_connections=max_connections, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        # Only connecting gets a short timeout. A read blocks up to block_seconds on the server, and redis-py 8
+        # gives up on a reply after 5 s by default: a blocking XREAD must be allowed to outlast its BLOCK, or
+        # every subscription idle that long fails (a thread stream between runs).
+        block_seconds = float(options.get("block_seconds", 5.0))
+        redis = Redis.from_url(
+            url,
+            max_connections=max_connections,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=block_seconds + 5.0,
+        )
         try:
             with translated():
                 await redis.ping()

@@ -50,6 +50,7 @@ async def sse_events(http: httpx.AsyncClient, thread_id: str, body: dict[str, An
                 frame[key] = value
             elif line == "" and "data" in frame:
                 event = orjson.loads(frame["data"])
+                assert "id" in frame, frame
                 assert frame["id"] == str(event["seq"]) == event["event_id"]
                 assert frame["event"] == event["method"]
                 yield event
