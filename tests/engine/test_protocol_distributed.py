@@ -12,7 +12,7 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.api.support import CHAT_REPLY, DEADLINE, wait_for_file
+from tests.api.support import CHAT_REPLY, DEADLINE, obj, wait_for_file
 from tests.api.test_protocol import EVERY_CHANNEL, command, sse_events, until_root_end
 from tests.engine.test_distributed import Cluster, clients, cluster, sdk
 
@@ -74,4 +74,4 @@ async def test_stream_resumes_with_since_on_a_restarted_api_process(
     assert ids == [e["event_id"] for e in everything], cluster.logs()
     assert after[-1]["params"]["data"]["event"] == "completed"
     state = await sdk(first, clients).threads.get_state(tid)
-    assert state["values"]["steps"] == ["before", "hold", "after"]
+    assert obj(state["values"])["steps"] == ["before", "hold", "after"]
