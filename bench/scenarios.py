@@ -7,6 +7,7 @@ import contextlib
 import os
 import statistics
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,6 +262,75 @@ async def first_custom_event(server: Server, p: Params) -> Outcome:
         f"first_custom_event: thread {brief(raw['first_custom_ms'])} (first byte p50 {raw['first_byte_ms']['p50']:.2f}"
         f" ms) | stateless p50 {stateless['p50']:.2f} p90 {stateless['p90']:.2f} p99 {stateless['p99']:.2f} ms"
         f" | via SDK p50 {sdk['first_custom_ms']['p50']:.2f} ms"
+    )
+    return Outcome({"runs": runs, "warmup": warmup, "max_seconds": p.max_seconds}, results, summary)
+
+
+# --------------------------------------------------------------------------- protocol_first_values
+
+
+async def _protocol_run(http: httpx.AsyncClient, thread_id: str) -> tuple[float, float, float]:
+    """run.start (noop) then the thread's event stream from the reply's `applied_through_seq`: ms from sending
+    run.start to its reply, to the first `values` event, and to the root `completed` event."""
+    start = time.perf_counter()
+    command = {"id": 1, "method": "run.start", "params": {"assistant_id": "noop", "input": {"n": 1}}}
+    reply = (await http.post(f"/threads/{thread_id}/commands", json=command)).json()
+    if reply.get("type") != "success":
+        raise RuntimeError(f"run.start failed: {reply!r}")
+    replied = _ms(start)
+    body = {"channels": ["values", "lifecycle"], "since": reply["meta"]["applied_through_seq"]}
+    first_values = -1.0
+    buffer = b""
+    async with http.stream("POST", f"/threads/{thread_id}/stream/events", json=body) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_raw():
+            buffer += chunk.replace(b"\r\n", b"\n")
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                event = _event_name(block)
+                if event == "values" and first_values < 0:
+                    first_values = _ms(start)
+                elif event == "lifecycle" and (b'"completed"' in block or b'"failed"' in block):
+                    if b'"failed"' in block or first_values < 0:
+                        raise RuntimeError(f"protocol run ended without values: {block!r}")
+                    return replied, first_values, _ms(start)
+    raise RuntimeError("thread stream ended before the run did")
+
+
+async def protocol_first_values(server: Server, p: Params) -> Outcome:
+    """Sequential runs through the thread protocol (`client.threads.stream`'s wire): time from run.start to
+    the first `values` event, on a new client-minted thread each time and on one reused thread."""
+    runs = p.runs or 300
+    warmup = 30 if p.warmup is None else p.warmup
+    deadline = Deadline(p.max_seconds)
+    results: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=server.url, timeout=60.0) as http:
+        reused = str(uuid.uuid4())
+        for name in ("new_thread", "same_thread"):
+
+            def thread_id(variant: str = name) -> str:
+                return str(uuid.uuid4()) if variant == "new_thread" else reused
+
+            for _ in range(warmup):
+                await _protocol_run(http, thread_id())
+            cpu = server_cpu_seconds(server.pid)
+            samples: list[tuple[float, float, float]] = []
+            for _ in range(runs):
+                if deadline.passed():
+                    break
+                samples.append(await _protocol_run(http, thread_id()))
+            results[name] = {
+                "run_start_reply_ms": summarize([s[0] for s in samples]),
+                "first_values_ms": summarize([s[1] for s in samples]),
+                "completed_ms": summarize([s[2] for s in samples]),
+                "server_cpu_ms_per_run": _cpu_per_run(server, cpu, len(samples)),
+            }
+    results["truncated_by_deadline"] = deadline.hit
+    new, same = results["new_thread"], results["same_thread"]
+    summary = (
+        f"protocol_first_values: new thread {brief(new['first_values_ms'])} (run.start reply p50"
+        f" {new['run_start_reply_ms']['p50']:.2f} ms) | same thread p50 {same['first_values_ms']['p50']:.2f}"
+        f" p90 {same['first_values_ms']['p90']:.2f} ms"
     )
     return Outcome({"runs": runs, "warmup": warmup, "max_seconds": p.max_seconds}, results, summary)
 
@@ -669,6 +739,7 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("wait_latency", wait_latency, n_jobs=10),
         Scenario("first_custom_event", first_custom_event, n_jobs=10),
+        Scenario("protocol_first_values", protocol_first_values, n_jobs=10),
         Scenario("throughput", throughput, n_jobs=32),
         Scenario("throughput_64", throughput_64, n_jobs=32),
         Scenario("memory", memory, n_jobs=10),
