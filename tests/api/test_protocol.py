@@ -15,9 +15,10 @@ import orjson
 import pytest
 from langgraph.pregel.remote import RemoteGraph
 from langgraph.types import Command
+from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.api.support import CHAT_REPLY, CHAT_TOKENS, DEADLINE, FAILURE_MESSAGE, eventually, wait_for_file
+from tests.api.support import CHAT_REPLY, CHAT_TOKENS, DEADLINE, FAILURE_MESSAGE, Server, eventually, obj, wait_for_file
 
 TRANSPORTS = ["sse", "websocket"]
 AGENT_REPLY = "the sum is 3"
@@ -421,3 +422,90 @@ async def _run_status(client: LangGraphClient, tid: str, run_id: str) -> str:
 
 async def _thread_status(client: LangGraphClient, tid: str) -> str:
     return str((await client.threads.get(tid))["status"])
+
+
+class Proxy:
+    """A TCP relay in front of the server whose live connections a test can cut, as a network drop would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.accepted = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers.update((writer, upstream_writer))
+        try:
+            await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+        finally:
+            self.writers.discard(writer)
+            self.writers.discard(upstream_writer)
+
+    def cut(self) -> None:
+        """Reset every connection open now; new ones are relayed as before."""
+        for writer in list(self.writers):
+            transport = writer.transport
+            transport.abort()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_sdk_reconnects_mid_iteration_without_duplicates(server: Server, transport: Any, tmp_path: Path) -> None:
+    """The connection drops mid-run; the client reconnects from its cursor and its iterator sees every event once."""
+    proxy = Proxy(server.port)
+    await proxy.start()
+    sdk = get_client(url=f"http://127.0.0.1:{proxy.port}", api_key=None, timeout=60)
+    gate = tmp_path / "gate"
+    seen: list[str] = []
+    accepted_at_cut = 0
+    try:
+        async with sdk.threads.stream(assistant_id="gate", transport=transport) as thread:
+            await thread.run.start(input={"gate": str(gate)})
+            async with asyncio.timeout(DEADLINE):
+                async for event in thread.subscribe(["values", "updates", "lifecycle"]):
+                    seen.append(str(event["event_id"]))
+                    if event["method"] == "updates" and "before" in event["params"]["data"]:
+                        await wait_for_file(Path(f"{gate}.entered"))
+                        accepted_at_cut = proxy.accepted
+                        proxy.cut()  # events of `hold` and `after` are published while the client is away
+                        gate.touch()
+                    if is_root_end(dict(event)):
+                        break
+        state = await sdk.threads.get_state(thread.thread_id)
+    finally:
+        await sdk.http.client.aclose()
+        await proxy.stop()
+    assert proxy.accepted > accepted_at_cut > 0, "the client reconnected after the drop"
+    assert len(seen) == len(set(seen))
+    assert obj(state["values"])["steps"] == ["before", "hold", "after"]
+    everything = [e async for e in _all_events(server, thread.thread_id)]
+    assert seen == [e["event_id"] for e in everything]
+
+
+async def _all_events(server: Server, thread_id: str) -> AsyncIterator[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+        body = {"channels": ["values", "updates", "lifecycle"], "since": 0}
+        for event in await until_root_end(sse_events(http, thread_id, body)):
+            yield event
