@@ -250,10 +250,10 @@ class _Socket:
         except CommandError as exc:
             await self.send(failure(command_id, exc.code, exc.message))
             return
-        except errors.NotFound:
+        except (errors.NotFound, AuthFailed) as exc:
             await self.send(failure(command_id, "permission_denied", f"Thread {self.thread_id} not found"))
-            # 4000 + 404: a client reads a refused stream from the close code.
-            await self.ws.close(code=4404)
+            # 4000 + the HTTP status: a client reads a refused stream from the close code.
+            await self.ws.close(code=4404 if isinstance(exc, errors.NotFound) else 4403)
             return
         subscription_id = str(uuid.uuid4())
         await self.send(success(command_id, {"subscription_id": subscription_id, "replayed_events": 0}, applied))

@@ -23,9 +23,7 @@ from graphyard.services.context import Services
 
 # Stream modes a run started through the protocol produces; its classic run stream carries values.
 RUN_STREAM_MODES = ["values"]
-CHANNELS = frozenset(
-    {"values", "updates", "checkpoints", "messages", "tools", "custom", "lifecycle", "input", "tasks", "debug"}
-)
+CHANNELS = frozenset({"values", "updates", "checkpoints", "messages", "tools", "custom", "lifecycle", "input", "tasks"})
 NO_INTERRUPTED_RUN = "No interrupted run is bound to this thread."
 
 
