@@ -46,6 +46,8 @@ ROUTES: list[tuple[str, str, bool]] = [
     ("GET", "/threads/{thread_id}/history", False),
     ("POST", "/threads/{thread_id}/history", False),
     ("GET", "/threads/{thread_id}/stream", True),
+    ("POST", "/threads/{thread_id}/commands", False),
+    ("POST", "/threads/{thread_id}/stream/events", True),
     ("POST", "/threads/{thread_id}/runs", False),
     ("GET", "/threads/{thread_id}/runs", False),
     ("POST", "/threads/{thread_id}/runs/stream", True),
