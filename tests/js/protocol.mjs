@@ -5,7 +5,7 @@ import { Client } from "@langchain/langgraph-sdk";
 const client = new Client({ apiUrl: process.env.GRAPHYARD_URL });
 const deadline = (ms, what) =>
   new Promise((_, reject) => setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms).unref());
-const within = (promise, what) => Promise.race([promise, deadline(20000, what)]);
+const within = (promise, what) => Promise.race([promise, deadline(45000, what)]);
 
 async function valuesRun() {
   const thread = client.threads.stream({ assistantId: "slow" });
