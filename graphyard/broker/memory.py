@@ -176,7 +176,13 @@ class MemoryBroker:
         replay: list[StreamEvent] = []
         if last_event_id is not None:
             after = _id_key(last_event_id) if last_event_id not in ("-", "0", "") else (-1, -1)
-            replay = [e for e in ch.history if _id_key(e.id) > after]
+            # Ids increase along the history, so the events to replay are its tail: scan from the newest
+            # end and stop at the first one already seen (a long-lived thread keeps thousands).
+            for item in reversed(ch.history):
+                if _id_key(item.id) <= after:
+                    break
+                replay.append(item)
+            replay.reverse()
         if ch.closed:
             queue.put_nowait(_END)
         else:
