@@ -15,8 +15,10 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from graphyard import errors
+from graphyard.api import responses as r
 from graphyard.api import schemas as s
 from graphyard.api.deps import authorize, services
+from graphyard.api.openapi import SSE, operation
 from graphyard.api.runs import create_run
 from graphyard.api.sse import HEARTBEAT, HEARTBEAT_SECONDS, frame, sse_response
 from graphyard.auth import AuthFailed
@@ -37,6 +39,39 @@ COMMANDS = (
     "subscription.unsubscribe",
     "subscription.reconnect",
 )
+
+
+COMMAND_BODY: Json = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer", "minimum": 0},
+        "method": {"type": "string", "enum": list(COMMANDS)},
+        "params": {"type": "object"},
+    },
+    "required": ["id", "method"],
+}
+COMMAND_REPLY: Json = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["success", "error"]},
+        "id": {"type": ["integer", "null"]},
+        "result": {"type": "object"},
+        "meta": {"type": "object", "properties": {"applied_through_seq": {"type": "integer"}}},
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+    },
+    "required": ["type", "id"],
+}
+EVENTS_BODY: Json = {
+    "type": "object",
+    "properties": {
+        "channels": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "namespaces": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+        "depth": {"type": "integer", "minimum": 0},
+        "since": {"type": "integer", "minimum": 0},
+    },
+    "required": ["channels"],
+}
 
 
 def _thread_id(conn: HTTPConnection) -> str:
@@ -141,6 +176,16 @@ async def execute(conn: HTTPConnection, thread_id: str, command_id: int, method:
     return success(command_id, result, applied)
 
 
+@operation(
+    "Run one thread-protocol command (client.threads.stream): run.start, input.respond, agent.getTree, subscription.*",
+    "threads",
+    body=COMMAND_BODY,
+    body_required=True,
+    response=COMMAND_REPLY,
+    errors=(400,),
+    description="Protocol errors are answered 200 with `type: error` and the protocol's code; a body that is "
+    "not a command is a 400.",
+)
 async def commands(request: Request) -> Response:
     thread_id = _thread_id(request)
     try:
@@ -203,6 +248,15 @@ async def _sse(sub: Subscription, found: EventFilter) -> AsyncIterator[bytes]:
         yield frame("error", _stream_failed(exc))
 
 
+@operation(
+    "The thread's protocol events from `since` on, filtered (SSE; the same path also takes a WebSocket)",
+    "threads",
+    body=EVENTS_BODY,
+    body_required=True,
+    media=SSE,
+    response=r.SSE_EVENT,
+    errors=(400, 404),
+)
 async def stream_events(request: Request) -> Response:
     thread_id = _thread_id(request)
     try:

@@ -244,6 +244,8 @@ def _calls(w: World) -> list[Call]:
         Call("GET", "/threads/{thread_id}/history", t, query={"limit": 2}),
         Call("POST", "/threads/{thread_id}/history", t, body={"limit": 2}),
         Call("GET", "/threads/{thread_id}/stream", t, streaming_forever=True),
+        Call("POST", "/threads/{thread_id}/commands", t, body={"id": 1, "method": "agent.getTree", "params": {}}),
+        Call("POST", "/threads/{thread_id}/stream/events", t, body={"channels": ["values"]}, streaming_forever=True),
         Call("POST", "/threads/{thread_id}/runs", t, body=run),
         Call("GET", "/threads/{thread_id}/runs", t, query={"limit": 5}),
         Call("POST", "/threads/{thread_id}/runs/stream", t, body={**run, "stream_mode": ["values", "updates"]}),
@@ -319,7 +321,7 @@ async def test_real_responses_of_every_route_conform_to_the_document(
         async with raw.stream(call.method, url, params=call.query, json=call.body) as response:
             if call.streaming_forever:
                 # A thread's stream never ends: its status and type are what can be checked.
-                documented = api.raw_schema["paths"][call.template]["get"]["responses"]
+                documented = api.raw_schema["paths"][call.template][call.method.lower()]["responses"]
                 assert str(response.status_code) in documented
                 assert response.headers["content-type"].startswith("text/event-stream")
                 continue
