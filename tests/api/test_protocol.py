@@ -68,10 +68,12 @@ def is_root_end(event: dict[str, Any]) -> bool:
     )
 
 
-async def until_root_end(events: AsyncIterator[dict[str, Any]], ends: int = 1) -> list[dict[str, Any]]:
+async def until_root_end(
+    events: AsyncIterator[dict[str, Any]], ends: int = 1, deadline: float = DEADLINE
+) -> list[dict[str, Any]]:
     """Events up to and including the `ends`-th root terminal lifecycle event, under a deadline."""
     seen: list[dict[str, Any]] = []
-    async with asyncio.timeout(DEADLINE):
+    async with asyncio.timeout(deadline):
         async for event in events:
             seen.append(event)
             if is_root_end(event):

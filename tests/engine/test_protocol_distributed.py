@@ -12,11 +12,13 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.api.support import CHAT_REPLY, DEADLINE, obj, wait_for_file
+from tests.api.support import CHAT_REPLY, obj, wait_for_file
 from tests.api.test_protocol import EVERY_CHANNEL, command, sse_events, until_root_end
 from tests.engine.test_distributed import Cluster, clients, cluster, sdk
 
 __all__ = ["clients", "cluster"]  # fixtures this module uses, imported from the distributed suite
+# Several processes on one shared machine: each wait here gets more room than a single server's.
+CLUSTER_DEADLINE = 60.0
 
 
 @pytest.mark.parametrize("transport", ["sse", "websocket"])
@@ -57,7 +59,7 @@ async def test_stream_resumes_with_since_on_a_restarted_api_process(
         assert started["type"] == "success", started
         before: list[dict[str, Any]] = []
         async with httpx.AsyncClient(base_url=second.url, timeout=60) as b:
-            async with asyncio.timeout(DEADLINE):
+            async with asyncio.timeout(CLUSTER_DEADLINE):
                 async for event in sse_events(b, tid, body):
                     before.append(event)
                     if event["method"] == "updates" and "before" in event["params"]["data"]:
@@ -67,8 +69,10 @@ async def test_stream_resumes_with_since_on_a_restarted_api_process(
         gate.touch()
         third = await cluster.api()
         async with httpx.AsyncClient(base_url=third.url, timeout=60) as c:
-            after = await until_root_end(sse_events(c, tid, {**body, "since": before[-1]["seq"]}))
-        everything = await until_root_end(sse_events(a, tid, body))
+            after = await until_root_end(
+                sse_events(c, tid, {**body, "since": before[-1]["seq"]}), deadline=CLUSTER_DEADLINE
+            )
+        everything = await until_root_end(sse_events(a, tid, body), deadline=CLUSTER_DEADLINE)
     ids = [e["event_id"] for e in before + after]
     assert len(ids) == len(set(ids))
     assert ids == [e["event_id"] for e in everything], cluster.logs()
