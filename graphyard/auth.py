@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from langgraph_sdk import Auth
@@ -23,7 +23,7 @@ from graphyard.config import ConfigError, ProjectConfig
 from graphyard.errors import Forbidden
 from graphyard.graphs import import_file
 from graphyard.logs import get_logger
-from graphyard.records import Json
+from graphyard.records import AuthUser, Json
 
 __all__ = ["AuthFailed", "AuthUser", "ProjectAuth", "load_auth"]
 
@@ -45,67 +45,6 @@ log = get_logger("graphyard.auth")
 
 AuthFailed = auth_exceptions.HTTPException
 """Raised by user handlers to answer with a status, detail and headers of their choosing."""
-
-
-class AuthUser:
-    """The authenticated user as handlers and graphs see it: identity, display_name, is_authenticated,
-    permissions, plus whatever else the authenticate handler returned (by key, or by attribute)."""
-
-    __slots__ = ("_extra", "_source", "display_name", "identity", "is_authenticated", "permissions")
-
-    def __init__(
-        self,
-        identity: str,
-        *,
-        display_name: str | None = None,
-        is_authenticated: bool = True,
-        permissions: Sequence[str] = (),
-        extra: Mapping[str, Any] | None = None,
-        source: Any = None,
-    ) -> None:
-        self.identity = identity
-        self.display_name = display_name if display_name is not None else identity
-        self.is_authenticated = is_authenticated
-        self.permissions: list[str] = list(permissions)
-        self._extra = dict(extra or {})
-        self._source = source
-
-    def dict(self) -> Json:
-        return {**self._extra, **self.json()}
-
-    def json(self) -> Json:
-        """The four standard fields: what runs carry in `configurable.langgraph_auth_user`."""
-        return {
-            "identity": self.identity,
-            "is_authenticated": self.is_authenticated,
-            "display_name": self.display_name,
-            "permissions": list(self.permissions),
-        }
-
-    def __getitem__(self, key: str) -> Any:
-        return self.dict()[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.dict()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.dict())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.dict().get(key, default)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names that are not slots: extra keys, then the handler's own user object.
-        extra = object.__getattribute__(self, "_extra")
-        if name in extra:
-            return extra[name]
-        source = object.__getattribute__(self, "_source")
-        if source is not None and not isinstance(source, str | Mapping):
-            return getattr(source, name)
-        raise AttributeError(name)
-
-    def __repr__(self) -> str:
-        return f"AuthUser(identity={self.identity!r}, permissions={self.permissions!r})"
 
 
 def to_user(result: Any) -> AuthUser:

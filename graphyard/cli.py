@@ -16,6 +16,7 @@ import uvicorn
 
 from graphyard import __version__, tracing
 from graphyard.admin import ADMIN_COMMANDS, add_admin_commands
+from graphyard.api.http import load_app
 from graphyard.auth import ProjectAuth, load_auth
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
 from graphyard.graphs import GraphRegistry
@@ -28,7 +29,7 @@ from graphyard.storage import check_store_support
 from graphyard.storage.errors import StorageError
 
 # langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
-IGNORED_KEYS = ("http", "ui")
+IGNORED_KEYS: tuple[str, ...] = ()
 
 
 # Where the banner's Studio link points, as `langgraph dev` builds it: {studio}/studio/?baseUrl={api}.
@@ -128,6 +129,8 @@ def _project(config: str) -> tuple[Path, ProjectConfig, GraphRegistry]:
     path = Path(config).resolve()
     project = load_project_config(path)
     apply_project(project)
+    for warning in project.warnings:
+        print(f"graphyard: warning: {warning}", file=sys.stderr)
     ignored = [key for key in IGNORED_KEYS if project.raw.get(key)]
     ignored += [f"checkpointer.{key}" for key in project.checkpointer or {} if key != "ttl"]
     ignored += [f"store.{key}" for key in project.store or {} if key not in ("index", "ttl")]
@@ -204,9 +207,10 @@ def _serve_http(
     auth: ProjectAuth | None = load_auth(project)
     if project.auth and auth is None:
         raise CliError(f'{project.path}: "auth" has no "path"; name your Auth object, e.g. "./auth.py:auth"')
+    user_app = load_app(project)
     _require_free_port(app_settings)
     plugins = _plugins(project, app_settings)
-    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=plugins)
+    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=plugins, user_app=user_app)
     print(
         f"graphyard serving {project.path}\n"
         + _banner(app_settings, scheme="https" if ssl else "http", studio_url=studio_url),
@@ -289,6 +293,7 @@ def dev(args: argparse.Namespace) -> int:
         n_jobs_per_worker=args.n_jobs_per_worker,
         broker_url="memory://",
         webhooks=project.webhooks,
+        send_webhooks="webhooks" not in project.http_config.disabled,
     )
     if settings.n_jobs_per_worker < 1:
         raise CliError("--n-jobs-per-worker must be at least 1")
@@ -309,6 +314,7 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         n_jobs_per_worker=args.n_jobs_per_worker,
         webhooks=project.webhooks,
+        send_webhooks="webhooks" not in project.http_config.disabled,
     )
     if settings.n_jobs_per_worker == 0:
         settings = settings.without_workers()
@@ -322,6 +328,7 @@ def worker(args: argparse.Namespace) -> int:
         database_url=_database_uri(),
         n_jobs_per_worker=args.n_jobs_per_worker,
         webhooks=project.webhooks,
+        send_webhooks="webhooks" not in project.http_config.disabled,
     )
     if not settings.broker_url:
         raise CliError("REDIS_URI is not set: a separate worker streams events to API processes through Redis")

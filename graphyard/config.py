@@ -7,11 +7,43 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dotenv import dotenv_values
 
-__all__ = ["ConfigError", "GraphSpec", "ProjectConfig", "apply_project", "load_project_config"]
+__all__ = ["ConfigError", "GraphSpec", "HttpConfig", "ProjectConfig", "apply_project", "load_project_config"]
+
+
+# Every top-level key the langgraph CLI knows; build-only ones are accepted and have no effect here.
+KNOWN_KEYS = frozenset(
+    {
+        "$schema",
+        "graphs",
+        "dependencies",
+        "env",
+        "auth",
+        "store",
+        "checkpointer",
+        "http",
+        "webhooks",
+        "encryption",
+        "priority",
+        "ui",
+        "ui_config",
+        "disable_persistence",
+        "python_version",
+        "node_version",
+        "api_version",
+        "base_image",
+        "image_distro",
+        "pip_config_file",
+        "pip_installer",
+        "source",
+        "dockerfile_lines",
+        "keep_pkg_tools",
+        "_INTERNAL_docker_tag",
+    }
+)
 
 
 class ConfigError(Exception):
@@ -25,6 +57,33 @@ class GraphSpec:
     graph_id: str
     source: str
     description: str | None = None
+
+
+# Route groups the `http.disable_*` switches drop (webhooks is not a route group: runs just send none).
+DISABLE_SWITCHES = ("assistants", "threads", "runs", "store", "meta", "ui", "mcp", "a2a", "webhooks")
+CORS_KEYS = {
+    "allow_origins": list,
+    "allow_methods": list,
+    "allow_headers": list,
+    "allow_credentials": bool,
+    "allow_origin_regex": str,
+    "expose_headers": list,
+    "max_age": int,
+}
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The `http` key: the project's own Starlette app beside ours, and how the server is exposed."""
+
+    app: str | None = None
+    cors: dict[str, Any] | None = None
+    # (includes, excludes) glob patterns of request headers copied into a run's configurable.
+    configurable_headers: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    disabled: frozenset[str] = frozenset()
+    mount_prefix: str = ""
+    middleware_order: Literal["middleware_first", "auth_first"] = "middleware_first"
+    enable_custom_route_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +101,8 @@ class ProjectConfig:
     webhooks: dict[str, Any] | None
     checkpointer: dict[str, Any] | None
     raw: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+    http_config: HttpConfig = HttpConfig()
 
 
 def load_project_config(path: Path) -> ProjectConfig:
@@ -62,18 +123,31 @@ def load_project_config(path: Path) -> ProjectConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f'{path}: must be a JSON object like {{"graphs": {{...}}}}')
     root = path.parent
+    if raw.get("ui"):
+        # Generative UI bundles are TypeScript the langgraph CLI compiles with esbuild; serving them
+        # half-way would break the UI silently, so the project is refused instead.
+        raise ConfigError(
+            f'{path}: "ui" (generative UI components) is not supported: graphyard builds and serves no '
+            'JavaScript bundles; remove "ui" to serve the graphs without it'
+        )
+    warnings: list[str] = []
+    unknown = sorted(key for key in raw if key not in KNOWN_KEYS)
+    if unknown:
+        warnings.append(f"{path}: unknown keys ignored: {', '.join(unknown)} (check their spelling)")
     return ProjectConfig(
         path=path,
         root=root,
         graphs=_graphs(path, raw.get("graphs")),
         dependencies=_dependencies(path, root, raw.get("dependencies")),
-        env=_env(path, root, raw.get("env")),
+        env=_env(path, root, raw.get("env"), warnings),
         auth=_optional_object(path, raw, "auth"),
         store=_store(path, _optional_object(path, raw, "store")),
         http=_optional_object(path, raw, "http") or {},
         webhooks=_optional_object(path, raw, "webhooks"),
         checkpointer=_checkpointer(path, _optional_object(path, raw, "checkpointer")),
         raw=raw,
+        http_config=_http(path, raw.get("http"), warnings),
+        warnings=tuple(warnings),
     )
 
 
@@ -136,13 +210,17 @@ def _dependencies(path: Path, root: Path, value: Any) -> tuple[Path, ...]:
     return tuple(dirs)
 
 
-def _env(path: Path, root: Path, value: Any) -> dict[str, str]:
+def _env(path: Path, root: Path, value: Any, warnings: list[str]) -> dict[str, str]:
     if value is None:
         return {}
     if isinstance(value, str):
         env_file = (root / Path(value).expanduser()).resolve()
+        if not env_file.exists():
+            # As langgraph dev: templates name ".env" and ship only ".env.example".
+            warnings.append(f'{path}: env file "{value}" not found ({env_file}); starting without it')
+            return {}
         if not env_file.is_file():
-            raise ConfigError(f'{path}: env file "{value}" not found ({env_file}); create it or fix "env"')
+            raise ConfigError(f'{path}: env "{value}" is not a file ({env_file}); fix "env"')
         # A bare "KEY" line has no value; it says nothing to set, so it is skipped.
         return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     if not isinstance(value, dict):
@@ -224,3 +302,90 @@ def _minutes(where: str, block: dict[str, Any], key: str) -> None:
     value = block.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
         raise ConfigError(f'{where}: "{key}" must be a positive number of minutes or null, got {json.dumps(value)}')
+
+
+def _http(path: Path, value: Any, warnings: list[str]) -> HttpConfig:
+    if value is None:
+        return HttpConfig()
+    where = f'{path}: "http"'
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be an object, got {json.dumps(value)}")
+    known = {
+        "app",
+        "cors",
+        "configurable_headers",
+        "mount_prefix",
+        "middleware_order",
+        "enable_custom_route_auth",
+        "logging_headers",
+        *(f"disable_{name}" for name in DISABLE_SWITCHES),
+    }
+    unknown = sorted(set(value) - known)
+    if unknown:
+        warnings.append(f"{where}: unknown keys ignored: {', '.join(unknown)}")
+    if value.get("logging_headers") is not None:
+        warnings.append(f'{where}: "logging_headers" has no effect (access log lines carry no request headers)')
+    app = value.get("app")
+    if app is not None and (not isinstance(app, str) or ":" not in app or app.endswith(":")):
+        raise ConfigError(f'{where}.app must look like "./path/to/file.py:app" or "package.module:app"')
+    for key in ("enable_custom_route_auth", *(f"disable_{name}" for name in DISABLE_SWITCHES)):
+        if not isinstance(value.get(key, False), bool):
+            raise ConfigError(f"{where}.{key} must be true or false, got {json.dumps(value[key])}")
+    order = value.get("middleware_order") or "middleware_first"
+    if order not in ("middleware_first", "auth_first"):
+        raise ConfigError(
+            f'{where}.middleware_order must be "middleware_first" or "auth_first", got {json.dumps(order)}'
+        )
+    return HttpConfig(
+        app=app,
+        cors=_cors(where, value.get("cors")),
+        configurable_headers=_header_patterns(where, value.get("configurable_headers")),
+        disabled=frozenset(name for name in DISABLE_SWITCHES if value.get(f"disable_{name}")),
+        mount_prefix=_mount_prefix(where, value.get("mount_prefix")),
+        middleware_order="auth_first" if order == "auth_first" else "middleware_first",
+        enable_custom_route_auth=bool(value.get("enable_custom_route_auth", False)),
+    )
+
+
+def _cors(where: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}.cors must be an object, e.g. {{"allow_origins": ["https://app.example"]}}')
+    for key, item in value.items():
+        kind = CORS_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{where}.cors: unknown key {key!r}; expected one of {', '.join(CORS_KEYS)}")
+        if kind is list:
+            ok = isinstance(item, list) and all(isinstance(x, str) for x in item)
+        else:
+            ok = isinstance(item, kind) and not (kind is int and isinstance(item, bool))
+        if not ok:
+            wanted = "a list of strings" if kind is list else kind.__name__
+            raise ConfigError(f"{where}.cors.{key} must be {wanted}, got {json.dumps(item)}")
+    return dict(value)
+
+
+def _header_patterns(where: str, value: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}.configurable_headers must be an object like {{"includes": ["x-user-*"]}}')
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in ("includes", "excludes"):
+        # The reference reads the singular spellings too.
+        item = value.get(name, value.get(name.removesuffix("s")))
+        if item is None:
+            item = []
+        if not isinstance(item, list) or not all(isinstance(x, str) for x in item):
+            raise ConfigError(f"{where}.configurable_headers.{name} must be a list of header patterns")
+        lists[name] = tuple(x.lower() for x in item)
+    return lists["includes"], lists["excludes"]
+
+
+def _mount_prefix(where: str, value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/") or value == "/noauth":
+        raise ConfigError(f'{where}.mount_prefix must start with "/" and not end with "/", e.g. "/api"')
+    return value

@@ -12,28 +12,31 @@ import logging
 import re
 import sys
 import traceback
+import types
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn, TypeAlias, cast
+from typing import Any, NoReturn, TypeAlias, Union, cast, get_args, get_origin, get_type_hints
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.utils.pydantic import create_model_v2
 from langgraph.channels.base import BaseChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
+from langgraph_sdk.auth.types import BaseUser
+from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime, _ServerRuntimeBase
 from pydantic import BaseModel, TypeAdapter
-from typing_extensions import TypedDict, is_typeddict
+from typing_extensions import is_typeddict
 
 from graphyard.config import ConfigError, GraphSpec, ProjectConfig
 from graphyard.serde import to_jsonable
 
-__all__ = ["GraphRegistry"]
+__all__ = ["GraphAccess", "GraphRegistry"]
 
 Graph: TypeAlias = Pregel[Any, Any, Any, Any]
-_AnyStateGraph: TypeAlias = StateGraph[Any, Any, Any, Any]
 _JS_SUFFIXES = (".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx")
 _DEFAULT_NAME = "LangGraph"  # what LangGraph calls a graph nobody named
 _log = logging.getLogger(__name__)
@@ -41,12 +44,30 @@ _log = logging.getLogger(__name__)
 _SCHEMA_ERRORS = (TypeError, ValueError, NameError)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class GraphAccess:
+    """Why a graph is built and for whom: what a factory taking a ``ServerRuntime`` is told."""
+
+    context: AccessContext
+    user: BaseUser | None = None
+    run_context: Any = None  # the run's context; only for threads.create_run
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Param:
+    """One parameter a factory is called with: by position or by name, the config or the runtime."""
+
+    name: str
+    by_keyword: bool
+    wants_runtime: bool
+
+
 @dataclasses.dataclass
 class _Entry:
     spec: GraphSpec
     graph: Graph | None  # set for graphs built once at load
     factory: Callable[..., Any] | None  # set for graphs built per use
-    takes_config: bool = False
+    params: tuple[_Param, ...] = ()
     context_keys: frozenset[str] | None = None
 
 
@@ -71,6 +92,14 @@ class GraphRegistry:
     def description(self, graph_id: str) -> str | None:
         return self._entry(graph_id).spec.description
 
+    def name(self, graph_id: str) -> str:
+        """The name a graph's system assistant gets: the compiled graph's own name when it was given one
+        (as the reference does, e.g. "ReAct Agent"), else the graph id (always so for factories)."""
+        graph = self._entry(graph_id).graph
+        if graph is None or not graph.name or graph.name == _DEFAULT_NAME:
+            return graph_id
+        return graph.name
+
     def context_keys(self, graph_id: str) -> frozenset[str] | None:
         """Keys of the graph's context schema, or None when it has none (or a factory was never built)."""
         return self._entry(graph_id).context_keys
@@ -81,13 +110,19 @@ class GraphRegistry:
         graph_id: str,
         config: RunnableConfig | None = None,
         *,
+        access: GraphAccess,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         store: BaseStore | None = None,
     ) -> AsyncIterator[Graph]:
-        """Yield a copy of the graph bound to this saver and store; raises KeyError for an unknown id."""
+        """Yield a copy of the graph bound to this saver and store; raises KeyError for an unknown id.
+        A factory is called for this use (told `access` if it takes a runtime); what it returned as a
+        context manager is exited when the use ends."""
         entry = self._entry(graph_id)
         async with AsyncExitStack() as stack:
-            graph = entry.graph if entry.graph is not None else await _build(entry, config, stack)
+            if entry.graph is not None:
+                graph = entry.graph
+            else:
+                graph = await _build(entry, config, _runtime(access, store), stack)
             update: dict[str, Any] = {}
             if checkpointer is not None:
                 update["checkpointer"] = checkpointer
@@ -98,14 +133,29 @@ class GraphRegistry:
             # copy() leaves the shared instance untouched, so concurrent runs cannot see each other's saver.
             yield graph.copy(update=update) if update else graph
 
-    async def schemas(self, graph_id: str, config: RunnableConfig | None = None) -> dict[str, Any]:
+    async def schemas(
+        self,
+        graph_id: str,
+        config: RunnableConfig | None = None,
+        *,
+        user: BaseUser | None = None,
+        store: BaseStore | None = None,
+    ) -> dict[str, Any]:
         """The GraphSchema body: input, output, state, config and context JSON schemas (each may be None)."""
-        async with self.graph(graph_id, config) as graph:
+        async with self.graph(graph_id, config, access=GraphAccess("assistants.read", user), store=store) as graph:
             return {"graph_id": graph_id, **_schemas_of(graph)}
 
-    async def drawable(self, graph_id: str, xray: bool | int, config: RunnableConfig | None = None) -> dict[str, Any]:
+    async def drawable(
+        self,
+        graph_id: str,
+        xray: bool | int,
+        config: RunnableConfig | None = None,
+        *,
+        user: BaseUser | None = None,
+        store: BaseStore | None = None,
+    ) -> dict[str, Any]:
         """Nodes and edges for drawing; subgraphs expanded ``xray`` levels deep; ValueError if not drawable."""
-        async with self.graph(graph_id, config) as graph:
+        async with self.graph(graph_id, config, access=GraphAccess("assistants.read", user), store=store) as graph:
             try:
                 drawn = (await graph.aget_graph(config, xray=xray)).to_json()
             except Exception as exc:
@@ -117,10 +167,17 @@ class GraphRegistry:
         return cast(dict[str, Any], to_jsonable(drawn))
 
     async def subgraphs(
-        self, graph_id: str, namespace: str | None, recurse: bool, config: RunnableConfig | None = None
+        self,
+        graph_id: str,
+        namespace: str | None,
+        recurse: bool,
+        config: RunnableConfig | None = None,
+        *,
+        user: BaseUser | None = None,
+        store: BaseStore | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Schemas of each subgraph by namespace (``parent|child`` when recursing); {} when there are none."""
-        async with self.graph(graph_id, config) as graph:
+        async with self.graph(graph_id, config, access=GraphAccess("assistants.read", user), store=store) as graph:
             found: dict[str, dict[str, Any]] = {}
             async for name, sub in graph.aget_subgraphs(namespace=namespace, recurse=recurse):
                 # A remote subgraph has no local schemas to offer.
@@ -142,17 +199,15 @@ def _load_entry(config: ProjectConfig, spec: GraphSpec) -> _Entry:
         raise _error(config, spec, problem, fix)
 
     module_ref, _, attr = spec.source.partition(":")
+    if not attr:
+        # As the reference: the module alone does not say which of its graphs to serve.
+        fail("the path names no graph variable", f'add ":variable", e.g. "{module_ref}:graph"')
     module = _import_source(config, spec, module_ref)
-    if attr:
-        obj: Any = module
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                fail(f"{module_ref} has no attribute '{attr}'", 'check the name after ":"')
-            obj = getattr(obj, part)
-    else:
-        obj = _first_graph(module)
-        if obj is None:
-            fail("no compiled graph or StateGraph in the module", 'name it explicitly as "module:attr"')
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            fail(f"{module_ref} has no attribute '{attr}'", 'check the name after ":"')
+        obj = getattr(obj, part)
     if isinstance(obj, StateGraph):
         try:
             obj = obj.compile()
@@ -163,15 +218,19 @@ def _load_entry(config: ProjectConfig, spec: GraphSpec) -> _Entry:
     if not callable(obj) or isinstance(obj, type):
         fail(f"{type(obj).__name__} is not a graph", "point it at a compiled graph, a StateGraph or a factory")
     try:
-        takes_config = _factory_takes_config(obj)
+        params = _factory_params(obj)
     except (TypeError, ValueError) as exc:
-        fail(f"unusable factory ({exc})", "a graph factory takes no parameters or one (the RunnableConfig)")
+        fail(
+            f"unusable factory ({exc})",
+            "a graph factory takes nothing, the RunnableConfig, a ServerRuntime (annotated, or named "
+            '"runtime"), or both',
+        )
     # Plain generator functions are a common way to write "set up, yield the graph, clean up".
     if inspect.isasyncgenfunction(obj):
         obj = asynccontextmanager(obj)
     elif inspect.isgeneratorfunction(obj):
         obj = contextlib.contextmanager(obj)
-    return _Entry(spec, None, obj, takes_config=takes_config)
+    return _Entry(spec, None, obj, params=params)
 
 
 def _error(config: ProjectConfig, spec: GraphSpec, problem: str, fix: str) -> ConfigError:
@@ -235,28 +294,92 @@ def import_file(path: Path) -> ModuleType:
     return module
 
 
-def _first_graph(module: ModuleType) -> Graph | _AnyStateGraph | None:
-    values = list(vars(module).values())
-    compiled = next((v for v in values if isinstance(v, Pregel)), None)
-    return compiled if compiled is not None else next((v for v in values if isinstance(v, StateGraph)), None)
+def _factory_params(factory: Callable[..., Any]) -> tuple[_Param, ...]:
+    """How to call a factory: its required parameters (at most two), or its first optional one;
+    a parameter wants the runtime when annotated ServerRuntime or, unannotated, named "runtime"."""
+    signature = inspect.signature(factory)
+    hints = _type_hints(factory)
+    named = [p for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    chosen = [p for p in named if p.default is p.empty]
+    if len(chosen) > 2:
+        raise TypeError(f"it requires {', '.join(p.name for p in chosen)}")
+    if not chosen:
+        optional = [p for p in named if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if optional:
+            chosen = optional[:1]
+        elif any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+            return (_Param("*args", by_keyword=False, wants_runtime=False),)
+    params = tuple(
+        _Param(p.name, by_keyword=p.kind is p.KEYWORD_ONLY, wants_runtime=_wants_runtime(p, hints.get(p.name)))
+        for p in chosen
+    )
+    if len(params) == 2 and params[0].wants_runtime == params[1].wants_runtime:
+        raise TypeError(
+            f"of its two parameters ({params[0].name}, {params[1].name}) exactly one must be the runtime: "
+            "annotate it ServerRuntime"
+        )
+    return params
 
 
-def _factory_takes_config(factory: Callable[..., Any]) -> bool:
-    params = list(inspect.signature(factory).parameters.values())
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = [p for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if len(required) > 1 or any(p.kind is p.KEYWORD_ONLY for p in required):
-        raise TypeError(f"it requires {', '.join(p.name for p in required)}")
-    return bool(positional) or any(p.kind is p.VAR_POSITIONAL for p in params)
+def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations, or none: a hint that cannot be resolved falls back to the raw annotation."""
+    # An instance with __call__ keeps its annotations on the method.
+    target = factory if inspect.isroutine(factory) else type(factory).__call__
+    try:
+        return get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolvable forward references are the user's business, not a crash
+        return {}
 
 
-async def _build(entry: _Entry, config: RunnableConfig | None, stack: AsyncExitStack) -> Graph:
+def _wants_runtime(param: inspect.Parameter, hint: Any) -> bool:
+    annotation = hint if hint is not None else param.annotation
+    if annotation is inspect.Parameter.empty:
+        return param.name == "runtime"
+    if isinstance(annotation, str):  # a forward reference nobody could resolve
+        return "ServerRuntime" in annotation or "_ExecutionRuntime" in annotation or "_ReadRuntime" in annotation
+    return _is_runtime_type(annotation)
+
+
+def _is_runtime_type(annotation: Any) -> bool:
+    if annotation is ServerRuntime or get_origin(annotation) is ServerRuntime:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, _ServerRuntimeBase):
+        return True
+    origin = get_origin(annotation)
+    if isinstance(origin, type) and issubclass(origin, _ServerRuntimeBase):
+        return True
+    if origin in (Union, types.UnionType):  # ServerRuntime | None, Optional[ServerRuntime[Ctx]]
+        return any(_is_runtime_type(arg) for arg in get_args(annotation) if arg is not type(None))
+    return False
+
+
+def _runtime(access: GraphAccess, store: BaseStore | None) -> ServerRuntime[Any]:
+    # The SDK's runtime classes are the public contract factories type against; the server builds them.
+    bound = cast(BaseStore, store)
+    if access.context == "threads.create_run":
+        return _ExecutionRuntime(
+            access_context=access.context, user=access.user, store=bound, context=access.run_context
+        )
+    return _ReadRuntime(access_context=access.context, user=access.user, store=bound)
+
+
+async def _build(
+    entry: _Entry, config: RunnableConfig | None, runtime: ServerRuntime[Any], stack: AsyncExitStack
+) -> Graph:
     """Call a factory and unwrap what it returns: awaitable, (async) context manager, StateGraph."""
     assert entry.factory is not None
     base: dict[str, Any] = dict(config or {})
     # Factories commonly read config["configurable"][...] without a guard.
     base["configurable"] = dict(base.get("configurable") or {})
-    made = entry.factory(cast(RunnableConfig, base)) if entry.takes_config else entry.factory()
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for param in entry.params:
+        value = runtime if param.wants_runtime else cast(RunnableConfig, base)
+        if param.by_keyword:
+            kwargs[param.name] = value
+        else:
+            args.append(value)
+    made = entry.factory(*args, **kwargs)
     if inspect.isawaitable(made):
         made = await made
     if hasattr(made, "__aenter__") and hasattr(made, "__aexit__"):
@@ -296,7 +419,9 @@ def _attempt(kind: str, graph: Graph, make: Callable[[], dict[str, Any] | None])
 
 
 def _state_jsonschema(graph: Graph) -> dict[str, Any]:
-    """The schema of the channels a client sees as state values, each typed by what it accepts."""
+    """The schema of the channels a client sees as state values, in the reference's shape: titled after
+    the graph (``get_name("State")``), every field optional with a null default, typed by what its
+    channel accepts (Any where that type has no JSON schema)."""
     channels = {
         key: channel.UpdateType
         for key in graph.stream_channels_list
@@ -304,16 +429,9 @@ def _state_jsonschema(graph: Graph) -> dict[str, Any]:
     }
     if list(channels) == ["__root__"]:
         return TypeAdapter(channels["__root__"]).json_schema()
-    # Title it like the input and output schemas: after the StateGraph's state class when there is one.
-    state_class = getattr(getattr(graph, "builder", None), "state_schema", None)
-    title = getattr(state_class, "__name__", None) or graph.get_name("State")
-    # The functional TypedDict accepts any key, where pydantic models reject names like "_private".
-    make_typeddict = cast(Any, TypedDict)
-    try:
-        return TypeAdapter(make_typeddict(title, channels, total=False)).json_schema()
-    except _SCHEMA_ERRORS:
-        typed = {k: (t if _schema_ok(t) else Any) for k, t in channels.items()}
-        return TypeAdapter(make_typeddict(title, typed, total=False)).json_schema()
+    fields = {key: (kind if _schema_ok(kind) else Any, None) for key, kind in channels.items()}
+    # langchain-core's model factory accepts field names pydantic refuses (leading underscores).
+    return create_model_v2(graph.get_name("State"), field_definitions=fields).model_json_schema()
 
 
 def _schema_ok(annotation: Any) -> bool:

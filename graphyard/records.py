@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -220,3 +221,74 @@ class ThreadSnapshot:
     interrupts: Json
     error: Json | None
     has_next: bool
+
+
+class AuthUser:
+    """The authenticated user as handlers and graphs see it: identity, display_name, is_authenticated,
+    permissions, plus whatever else the authenticate handler returned (by key, or by attribute)."""
+
+    __slots__ = ("_extra", "_source", "display_name", "identity", "is_authenticated", "permissions")
+
+    def __init__(
+        self,
+        identity: str,
+        *,
+        display_name: str | None = None,
+        is_authenticated: bool = True,
+        permissions: Sequence[str] = (),
+        extra: Mapping[str, Any] | None = None,
+        source: Any = None,
+    ) -> None:
+        self.identity = identity
+        self.display_name = display_name if display_name is not None else identity
+        self.is_authenticated = is_authenticated
+        self.permissions: list[str] = list(permissions)
+        self._extra = dict(extra or {})
+        self._source = source
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AuthUser:
+        """The user a run carries (`configurable.langgraph_auth_user`), for the graph it executes."""
+        return cls(
+            str(data.get("identity") or ""),
+            display_name=data.get("display_name"),
+            is_authenticated=bool(data.get("is_authenticated", True)),
+            permissions=list(data.get("permissions") or []),
+        )
+
+    def dict(self) -> Json:
+        return {**self._extra, **self.json()}
+
+    def json(self) -> Json:
+        """The four standard fields: what runs carry in `configurable.langgraph_auth_user`."""
+        return {
+            "identity": self.identity,
+            "is_authenticated": self.is_authenticated,
+            "display_name": self.display_name,
+            "permissions": list(self.permissions),
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self.dict()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.dict()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.dict())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.dict().get(key, default)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not slots: extra keys, then the handler's own user object.
+        extra = object.__getattribute__(self, "_extra")
+        if name in extra:
+            return extra[name]
+        source = object.__getattribute__(self, "_source")
+        if source is not None and not isinstance(source, str | Mapping):
+            return getattr(source, name)
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"AuthUser(identity={self.identity!r}, permissions={self.permissions!r})"

@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Mount
 
-from graphyard.api import a2a_routes, mcp_routes, routes
+from graphyard.api import a2a_routes, enabled, mcp_routes, routes
 from graphyard.api.access import AccessMiddleware
 from graphyard.api.errors import HANDLERS
+from graphyard.api.http import ProjectRoutes, cors_options, header_copier, public_paths
 from graphyard.api.middleware import AuthMiddleware, BodyLimitMiddleware
 from graphyard.auth import ProjectAuth
 from graphyard.broker import open_broker
@@ -144,29 +146,68 @@ def build_app(
     exclusive: bool = False,
     auth: ProjectAuth | None = None,
     plugins: Plugins | None = None,
+    user_app: Starlette | None = None,
 ) -> Starlette:
+    """The server's app; `user_app` is the project's own (`http.app`): it answers the requests its
+    routes match (after the pinned meta routes, before ours), its lifespan runs inside ours and its
+    middleware also wraps our routes."""
+    http = project.http_config
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with running_services(settings, graphs, exclusive=exclusive, plugins=plugins) as svc:
-            log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
-            yield {"services": svc, "auth": auth, "auth_openapi": (project.auth or {}).get("openapi")}
+            state = {
+                "services": svc,
+                "auth": auth,
+                "auth_openapi": (project.auth or {}).get("openapi"),
+                "configurable_headers": header_copier(http),
+            }
+            if user_app is None:
+                log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
+                yield state
+                return
+            async with user_app.router.lifespan_context(user_app) as user_state:
+                log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
+                yield {**(user_state or {}), **state}
 
+    table = enabled([*routes(), *mcp_routes(), *a2a_routes()], http.disabled)
+    pinned = [r for r in table if getattr(r, "path", "") in PINNED]
+    served: list[BaseRoute] = table
+    if http.mount_prefix:
+        at_root = [r for r in table if getattr(r, "path", "") in AT_ROOT]
+        served = [*at_root, Mount(http.mount_prefix, routes=table)]
     middleware = [
         Middleware(AccessMiddleware),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=["*"],
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["x-pagination-total", "x-pagination-next", "content-location"],
-        ),
+        Middleware(CORSMiddleware, **cors_options(http.cors)),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]
+    user_middleware: list[Middleware] = []
+    if user_app is not None:
+        custom_auth = auth if http.enable_custom_route_auth else None
+        middleware.append(
+            Middleware(
+                ProjectRoutes,
+                project_app=user_app,
+                ours=table,
+                pinned=pinned,
+                prefix=http.mount_prefix,
+                auth=custom_auth,
+            )
+        )
+        user_middleware = list(user_app.user_middleware)
+    if http.middleware_order == "middleware_first":
+        middleware += user_middleware
     if auth is not None:
         log.info("custom auth enabled", source=auth.source)
-        middleware.append(Middleware(AuthMiddleware, auth=auth))
-    table = [*routes(), *mcp_routes(), *a2a_routes()]
-    return Starlette(routes=table, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
+        middleware.append(Middleware(AuthMiddleware, auth=auth, public=public_paths(http.mount_prefix)))
+    if http.middleware_order == "auth_first":
+        middleware += user_middleware
+    return Starlette(routes=served, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
+
+
+# Built-in routes a project's app cannot shadow, and those also served at the root under a mount prefix.
+PINNED = frozenset({"/ok", "/metrics", "/docs", "/openapi.json"})
+AT_ROOT = frozenset({"/", "/ok", "/metrics"})
 
 
 async def run_worker_only(settings: Settings, graphs: GraphRegistry, plugins: Plugins | None = None) -> int:

@@ -41,6 +41,7 @@ class Settings:
     max_body_bytes: int = 300 * 1024 * 1024
     run_graphs: bool = True
     webhooks: dict[str, Any] | None = None
+    send_webhooks: bool = True  # false with `http.disable_webhooks`: runs execute, no webhook is sent
     redis_prefix: str = "graphyard:"
     cron_sleep_seconds: float = 5.0
 

@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.routing import BaseRoute, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp
 
 from graphyard.api import assistants, crons, docs, meta, metrics, protocol, runs, store, threads
 from graphyard.api.lazy import LazyApp
+
+# Route groups by path, for the `http.disable_*` switches of langgraph.json (most specific first).
+# A route in several groups goes when any of them is disabled; /ok and / are in none.
+ROUTE_GROUPS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("/threads/{thread_id}/commands", frozenset({"threads", "runs"})),
+    ("/threads/{thread_id}/stream/events", frozenset({"threads", "runs"})),
+    ("/threads/{thread_id}/runs", frozenset({"runs"})),
+    ("/threads/{thread_id}/stream", frozenset({"runs"})),
+    ("/threads", frozenset({"threads"})),
+    ("/assistants", frozenset({"assistants"})),
+    ("/runs", frozenset({"runs"})),
+    ("/store", frozenset({"store"})),
+    ("/mcp", frozenset({"mcp"})),
+    ("/a2a", frozenset({"a2a"})),
+    ("/.well-known/agent-card.json", frozenset({"a2a"})),
+    ("/ui", frozenset({"ui"})),
+    ("/info", frozenset({"meta"})),
+    ("/metrics", frozenset({"meta"})),
+    ("/docs", frozenset({"meta"})),
+    ("/openapi.json", frozenset({"meta"})),
+)
+
+
+def route_groups(path: str) -> frozenset[str]:
+    """The groups a route path belongs to (its most specific prefix's), whatever its parameters are named."""
+    path = _PARAM.sub("{}", path)
+    for prefix, groups in ROUTE_GROUPS:
+        prefix = _PARAM.sub("{}", prefix)
+        if path == prefix or path.startswith(prefix + "/"):
+            return groups
+    return frozenset()
+
+
+_PARAM = re.compile(r"\{[^}]*\}")
+
+
+def enabled(table: list[BaseRoute], disabled: frozenset[str]) -> list[BaseRoute]:
+    """The routes left when the groups in `disabled` are switched off."""
+    return [r for r in table if not route_groups(getattr(r, "path", "")) & disabled]
 
 
 def routes() -> list[BaseRoute]:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from graphyard.api import responses as r
 from graphyard.api import schemas as s
-from graphyard.api.deps import authorize, services
+from graphyard.api.deps import auth_user, authorize, services
 from graphyard.api.openapi import Query, operation
 from graphyard.errors import AssistantNotFound, GraphNotFound, Unprocessable
 from graphyard.records import Json, system_assistant_id
@@ -288,8 +288,9 @@ def _xray(request: Request) -> bool | int:
 async def graph(request: Request) -> Response:
     graph_id, config = await _graph_of(request)
     xray = _xray(request)
+    svc = services(request)
     try:
-        drawn = await services(request).graphs.drawable(graph_id, xray, config)
+        drawn = await svc.graphs.drawable(graph_id, xray, config, user=auth_user(request), store=svc.storage.store)
     except ValueError as exc:
         raise Unprocessable(str(exc)) from exc
     return s.json_response(drawn)
@@ -300,7 +301,9 @@ async def graph(request: Request) -> Response:
 )
 async def graph_schemas(request: Request) -> Response:
     graph_id, config = await _graph_of(request)
-    return s.json_response(await services(request).graphs.schemas(graph_id, config))
+    svc = services(request)
+    schemas = await svc.graphs.schemas(graph_id, config, user=auth_user(request), store=svc.storage.store)
+    return s.json_response(schemas)
 
 
 @operation(
@@ -315,4 +318,8 @@ async def subgraphs(request: Request) -> Response:
     graph_id, config = await _graph_of(request)
     namespace = request.path_params.get("namespace")
     recurse = s.query_bool(request, "recurse")
-    return s.json_response(await services(request).graphs.subgraphs(graph_id, namespace, recurse, config))
+    svc = services(request)
+    found = await svc.graphs.subgraphs(
+        graph_id, namespace, recurse, config, user=auth_user(request), store=svc.storage.store
+    )
+    return s.json_response(found)

@@ -23,6 +23,12 @@ def project_auth(request: HTTPConnection) -> ProjectAuth | None:
     return auth
 
 
+def copied_headers(request: HTTPConnection) -> Json:
+    """The request headers `http.configurable_headers` copies into a run's configurable ({} by default)."""
+    copier = getattr(request.state, "configurable_headers", None)
+    return copier(request.headers) if copier is not None else {}
+
+
 def auth_user(request: HTTPConnection) -> AuthUser | None:
     """The user the auth middleware authenticated, or None without auth."""
     user: AuthUser | None = getattr(request.state, "auth_user", None)

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 import graphyard
-from graphyard.api.deps import authorize, services
+from graphyard.api.deps import auth_user, authorize, services
 from graphyard.api.errors import json_error
 from graphyard.api.runs import create_listened
 from graphyard.auth import AuthFailed
@@ -84,7 +84,10 @@ async def _visible_assistants(request: Request) -> list[tuple[str, Assistant]]:
 
 
 async def _tool(request: Request, name: str, assistant: Assistant) -> types.Tool:
-    schemas = await services(request).graphs.schemas(assistant.graph_id, assistants.graph_config(assistant))
+    svc = services(request)
+    schemas = await svc.graphs.schemas(
+        assistant.graph_id, assistants.graph_config(assistant), user=auth_user(request), store=svc.storage.store
+    )
     # Where LangGraph cannot express the input schema (message states, often), the state schema is
     # what the graph takes as input anyway.
     input_schema = schemas.get("input_schema") or schemas.get("state_schema") or {}

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphyard.api.errors import json_error, log
 from graphyard.auth import AuthFailed, ProjectAuth
+
+# Reachable without credentials whatever the project's auth says: health, server info and the API's
+# documentation (its page and assets).
+OPEN_PATHS = frozenset({"/ok", "/info", "/metrics", "/openapi.json", "/docs"})
+OPEN_PREFIXES = ("/docs/",)
+
+
+def is_open(path: str) -> bool:
+    """Whether a request path (below any mount prefix) is served without authentication."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 class BodyTooLarge(Exception):
@@ -44,23 +56,17 @@ class BodyLimitMiddleware:
             await json_error(413, f"Request body exceeds {self.max_bytes} bytes")(scope, receive, send)
 
 
-# Routes anyone may call: health, server info, metrics and the API's documentation (its page and assets);
-# the reference never authenticates them.
-OPEN_PATHS = frozenset({"/ok", "/info", "/metrics", "/openapi.json", "/docs"})
-OPEN_PREFIXES = ("/docs/",)
-
-
 class AuthMiddleware:
-    """Authenticate every HTTP request but /ok and /info with the project's Auth object; the user goes
-    into `request.state.auth_user` for the handlers' authorization calls."""
+    """Authenticate every HTTP request but the public ones (by default /ok, /info and the docs) with the project's
+    Auth object; the user goes into `request.state.auth_user` for the handlers' authorization calls."""
 
-    def __init__(self, app: ASGIApp, auth: ProjectAuth) -> None:
+    def __init__(self, app: ASGIApp, auth: ProjectAuth, public: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.auth = auth
+        self.public = public or (lambda scope: is_open(scope.get("path", "")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] not in ("http", "websocket") or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        if scope["type"] not in ("http", "websocket") or self.public(scope):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

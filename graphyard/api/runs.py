@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from graphyard.api import responses as r
 from graphyard.api import schemas as s
-from graphyard.api.deps import auth_user, authorize, project_auth, services
+from graphyard.api.deps import auth_user, authorize, copied_headers, project_auth, services
 from graphyard.api.openapi import SSE, Query, operation
 from graphyard.api.sse import error_frame, relay, sse_response, wants
 from graphyard.broker.ports import Subscription
@@ -104,7 +104,7 @@ async def create_run(request: HTTPConnection, payload: Json, *, thread_id: str |
     svc = services(request)
     user = auth_user(request)
     if project_auth(request) is None or user is None:
-        return await runs.create(svc, payload, thread_id=thread_id, run_id=run_id)
+        return await runs.create(svc, payload, thread_id=thread_id, run_id=run_id, headers=copied_headers(request))
     run_id = run_id or runs.new_run_id()
     payload, flt, assistant_flt = await _authorize_run(request, svc, payload, thread_id, run_id)
     return await runs.create(
@@ -116,6 +116,7 @@ async def create_run(request: HTTPConnection, payload: Json, *, thread_id: str |
         assistant_auth=assistant_flt,
         auth_user=user.json(),
         caller=user.dict(),
+        headers=copied_headers(request),
     )
 
 

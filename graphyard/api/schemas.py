@@ -26,9 +26,23 @@ TTL_MINUTES_MAX = 100 * 366 * 24 * 60
 
 OBJ: Json = {"type": "object"}
 OBJ_OR_NULL: Json = {"type": ["object", "null"]}
-# A RunnableConfig: `configurable` must itself be an object.
-CONFIG: Json = {"type": ["object", "null"], "properties": {"configurable": {"type": ["object", "null"]}}}
 STR_OR_NULL: Json = {"type": ["string", "null"]}
+# A RunnableConfig: every field LangGraph reads is checked here, so a wrong type is a 422 naming it at
+# creation rather than a run that fails later. Other keys pass through untouched.
+CONFIG: Json = {
+    "type": ["object", "null"],
+    "properties": {
+        "configurable": OBJ_OR_NULL,
+        "metadata": OBJ_OR_NULL,
+        "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+        "run_name": STR_OR_NULL,
+        "run_id": {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}]},
+        "recursion_limit": {"type": ["integer", "null"], "minimum": 1},
+        "max_concurrency": {"type": ["integer", "null"], "minimum": 1},
+        # Callbacks are Python objects; nothing sent as JSON can be one.
+        "callbacks": {"type": "null"},
+    },
+}
 LIMIT: Json = {"type": "integer", "minimum": 1, "maximum": 1000}
 OFFSET: Json = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
 VERSION: Json = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}

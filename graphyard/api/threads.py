@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from graphyard.api import responses as r
 from graphyard.api import schemas as s
-from graphyard.api.deps import authorize, services
+from graphyard.api.deps import auth_user, authorize, services
 from graphyard.api.openapi import SSE, Query, operation
 from graphyard.api.sse import relay, sse_response
 from graphyard.errors import GraphyardError, Unprocessable
@@ -125,7 +125,7 @@ async def create(request: Request) -> Response:
     )
     if body.get("supersteps"):
         try:
-            await threads.apply_supersteps(svc, thread, body["supersteps"])
+            await threads.apply_supersteps(svc, thread, body["supersteps"], auth_user(request))
         except (GraphyardError, ValueError, TypeError, KeyError) as exc:
             # The reference's answer: the thread exists, its state could not be written.
             detail = f"Thread {thread.thread_id} was created, but there were problems updating the state: {exc}"
@@ -303,7 +303,12 @@ async def get_state(request: Request) -> Response:
     checkpoint = {"checkpoint_id": checkpoint_id} if checkpoint_id else None
     flt = await read_filter(request, thread_id)
     state = await threads.get_state(
-        services(request), thread_id, checkpoint=checkpoint, subgraphs=s.query_bool(request, "subgraphs"), auth=flt
+        services(request),
+        thread_id,
+        checkpoint=checkpoint,
+        subgraphs=s.query_bool(request, "subgraphs"),
+        auth=flt,
+        user=auth_user(request),
     )
     return s.json_response(state)
 
@@ -326,6 +331,7 @@ async def get_state_at(request: Request) -> Response:
         checkpoint=body.get("checkpoint"),
         subgraphs=bool(body.get("subgraphs")),
         auth=flt,
+        user=auth_user(request),
     )
     return s.json_response(state)
 
@@ -351,6 +357,7 @@ async def update_state(request: Request) -> Response:
         as_node=body.get("as_node"),
         checkpoint=checkpoint or None,
         auth=flt,
+        user=auth_user(request),
     )
     return s.json_response(result)
 
@@ -408,6 +415,7 @@ async def _history(request: Request, body: Json) -> Response:
         metadata=body.get("metadata"),
         checkpoint=body.get("checkpoint"),
         auth=flt,
+        user=auth_user(request),
     )
     return s.json_response(found)
 

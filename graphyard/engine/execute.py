@@ -18,8 +18,20 @@ from graphyard.engine import webhooks
 from graphyard.engine.attempts import Attempt
 from graphyard.engine.outbox import Outbox
 from graphyard.engine.protocol_events import ProtocolModes, Translator
+from graphyard.graphs import GraphAccess
 from graphyard.logs import get_logger
-from graphyard.records import CancelAction, Json, Lease, Run, RunStatus, ThreadSnapshot, ThreadStatus, isoformat, now
+from graphyard.records import (
+    AuthUser,
+    CancelAction,
+    Json,
+    Lease,
+    Run,
+    RunStatus,
+    ThreadSnapshot,
+    ThreadStatus,
+    isoformat,
+    now,
+)
 from graphyard.serde import dumps, to_jsonable
 from graphyard.services import protocol
 from graphyard.services import state as st
@@ -92,6 +104,17 @@ def is_infrastructure(exc: BaseException) -> bool:
     return isinstance(exc, StorageError | BrokerUnavailable)
 
 
+def run_user(run: Run) -> AuthUser | None:
+    """The user who created the run under custom auth (None without it), as its graph's runtime shows it."""
+    stored = (run.kwargs["config"].get("configurable") or {}).get("langgraph_auth_user")
+    return AuthUser.from_json(stored) if isinstance(stored, dict) else None
+
+
+def reading(run: Run) -> GraphAccess:
+    """How the engine builds a run's graph to read its thread's state (after it ended or was cancelled)."""
+    return GraphAccess("threads.read", run_user(run))
+
+
 def error_body(exc: BaseException) -> Json:
     return {"error": type(exc).__name__, "message": str(exc)}
 
@@ -150,7 +173,10 @@ class Execution:
         last_values: Any = None
         interrupts: list[Any] = []
         try:
-            async with svc.graphs.graph(graph_id, config, checkpointer=checkpointer, store=svc.storage.store) as graph:
+            access = GraphAccess("threads.create_run", run_user(run), run_context=dict(kwargs.get("context") or {}))
+            async with svc.graphs.graph(
+                graph_id, config, access=access, checkpointer=checkpointer, store=svc.storage.store
+            ) as graph:
                 source = (
                     self._astream_protocol(graph, graph_input, config, graph_id)
                     if self.protocol
@@ -195,6 +221,9 @@ class Execution:
             "interrupt_after": kwargs.get("interrupt_after"),
             "durability": kwargs.get("durability") or "async",
         }
+        if self.run.temporary:
+            # Nothing is checkpointed; LangGraph warns on every run when told a durability anyway.
+            del options["durability"]
         if "events" in (kwargs.get("stream_mode") or ()):
             # astream_events carries the stream-mode chunks as the root graph's on_chain_stream events.
             async for event in graph.astream_events(graph_input, config, version="v2", **options):
@@ -279,6 +308,7 @@ async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:
     async with svc.graphs.graph(
         graph_id,
         cast(RunnableConfig, run.kwargs["config"]),
+        access=reading(run),
         checkpointer=svc.storage.checkpointer,
         store=svc.storage.store,
     ) as graph:
@@ -498,7 +528,7 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
     # The outcome is committed; what is left is delivery, bounded so a broker outage frees the slot.
     await outbox.drain(STREAM_DRAIN_SECONDS)
     url = run.kwargs.get("webhook")
-    if not url or final is None:
+    if not url or final is None or not svc.settings.send_webhooks:
         return None
     if values is None and not run.temporary:
         async with svc.storage.read() as db:

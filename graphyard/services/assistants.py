@@ -53,7 +53,7 @@ async def ensure_system_assistants(svc: Services) -> None:
                             config={},
                             context={},
                             metadata={"created_by": "system"},
-                            name=graph_id,
+                            name=svc.graphs.name(graph_id),
                             description=svc.graphs.description(graph_id),
                             version=1,
                             created_at=stamp,

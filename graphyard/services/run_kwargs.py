@@ -64,9 +64,11 @@ def build_kwargs(
     temporary: bool,
     user_id: str = "",
     auth_user: Json | None = None,
+    headers: Json | None = None,
 ) -> Json:
     """The run's stored kwargs: what the worker needs to execute it, in the reference's shape.
-    `auth_user` (identity, is_authenticated, display_name, permissions) is the caller under custom auth."""
+    `auth_user` (identity, is_authenticated, display_name, permissions) is the caller under custom auth;
+    `headers` are request headers `http.configurable_headers` copies (the payload's configurable wins)."""
     config = copy.deepcopy(payload.get("config") or {})
     context = payload.get("context") or None
     config["configurable"] = strip_reserved(config.get("configurable"), RESERVED_CONFIGURABLE)
@@ -76,7 +78,12 @@ def build_kwargs(
     # Stored assistants already keep configurable and context mirrored.
     base_config, base_context = assistant.config, assistant.context
     run_config = {**base_config, **{k: v for k, v in config.items() if k != "configurable"}}
-    configurable = {**(base_config.get("configurable") or {}), **config["configurable"], **(context or {})}
+    configurable = {
+        **strip_reserved(headers, RESERVED_CONFIGURABLE),
+        **(base_config.get("configurable") or {}),
+        **config["configurable"],
+        **(context or {}),
+    }
     configurable.update(_checkpoint_fields(payload))
     configurable.update(
         {

@@ -83,6 +83,7 @@ async def create(
     auth_user: Json | None = None,
     caller: Mapping[str, Any] | None = None,
     cron_id: str | None = None,
+    headers: Json | None = None,
 ) -> Run:
     """Create a run in one transaction that holds the thread: create or find the thread, apply the
     multitask strategy to its in-flight runs, insert the pending run. Then wake the workers.
@@ -110,6 +111,7 @@ async def create(
         temporary=temporary,
         user_id=user_id,
         auth_user=auth_user,
+        headers=headers,
     )
     configurable = kwargs["config"]["configurable"]
     await require_checkpoint(

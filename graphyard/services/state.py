@@ -11,6 +11,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 
 from graphyard.errors import CheckpointNotFound, InvalidRequest
+from graphyard.graphs import GraphAccess
 from graphyard.records import Json, Thread, ThreadSnapshot, ThreadStatus
 from graphyard.serde import to_jsonable
 from graphyard.services.context import Services
@@ -61,14 +62,15 @@ def graph_id_of(thread: Thread) -> str | None:
 
 
 @asynccontextmanager
-async def thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[Any, Any, Any, Any]]:
-    """The thread's graph bound to our checkpointer and store; 400 when the thread has no graph yet."""
+async def thread_graph(svc: Services, thread: Thread, access: GraphAccess) -> AsyncIterator[Pregel[Any, Any, Any, Any]]:
+    """The thread's graph bound to our checkpointer and store, built for `access` (threads.read or
+    threads.update); 400 when the thread has no graph yet."""
     graph_id = graph_id_of(thread)
     if graph_id is None or graph_id not in svc.graphs:
         raise InvalidRequest(f"Thread {thread.thread_id} has no assigned graph ID")
     config = thread_config(thread.thread_id)
     async with svc.graphs.graph(
-        graph_id, config, checkpointer=svc.storage.checkpointer, store=svc.storage.store
+        graph_id, config, access=access, checkpointer=svc.storage.checkpointer, store=svc.storage.store
     ) as graph:
         yield graph
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateUpdate
+from langgraph_sdk.auth.types import BaseUser
 
 from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFound
+from graphyard.graphs import GraphAccess
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
 from graphyard.serde import dumps
 from graphyard.services import state as st
@@ -197,12 +199,18 @@ async def prune(svc: Services, thread_ids: Sequence[str], auth: Json | None = No
 
 
 async def get_state(
-    svc: Services, thread_id: str, *, checkpoint: Json | None, subgraphs: bool, auth: Json | None = None
+    svc: Services,
+    thread_id: str,
+    *,
+    checkpoint: Json | None,
+    subgraphs: bool,
+    auth: Json | None = None,
+    user: BaseUser | None = None,
 ) -> Json:
     thread = await get(svc, thread_id, auth)
     if st.graph_id_of(thread) is None:
         return dict(st.EMPTY_STATE)
-    async with st.thread_graph(svc, thread) as graph:
+    async with st.thread_graph(svc, thread, GraphAccess("threads.read", user)) as graph:
         snap = await graph.aget_state(st.thread_config(thread_id, checkpoint), subgraphs=subgraphs)
     state = st.snapshot_json(snap)
     if state["checkpoint"] is None and (checkpoint or {}).get("checkpoint_id"):
@@ -219,11 +227,12 @@ async def history(
     metadata: Json | None,
     checkpoint: Json | None,
     auth: Json | None = None,
+    user: BaseUser | None = None,
 ) -> list[Json]:
     thread = await get(svc, thread_id, auth)
     if st.graph_id_of(thread) is None:
         return []
-    async with st.thread_graph(svc, thread) as graph:
+    async with st.thread_graph(svc, thread, GraphAccess("threads.read", user)) as graph:
         config = st.thread_config(thread_id, checkpoint)
         before_config = st.thread_config(thread_id, before) if before else None
         return [
@@ -240,6 +249,7 @@ async def update_state(
     as_node: str | None,
     checkpoint: Json | None,
     auth: Json | None = None,
+    user: BaseUser | None = None,
 ) -> Json:
     """Write values into the thread's state as if by a node; refused while runs are in flight."""
     thread = await get(svc, thread_id, auth)
@@ -250,7 +260,7 @@ async def update_state(
         raise Conflict(f"Thread {thread_id} has in-flight runs: {ids}")
     config = st.thread_config(thread_id, checkpoint)
     await st.require_checkpoint(svc, thread_id, checkpoint)
-    async with st.thread_graph(svc, thread) as graph:
+    async with st.thread_graph(svc, thread, GraphAccess("threads.update", user)) as graph:
         try:
             saved = await graph.aupdate_state(config, values, as_node=as_node)
         except (InvalidUpdateError, ValueError) as exc:
@@ -286,9 +296,9 @@ async def refresh_thread(svc: Services, thread_id: str, snap: Any) -> None:
         )
 
 
-async def apply_supersteps(svc: Services, thread: Thread, supersteps: list[Json]) -> None:
+async def apply_supersteps(svc: Services, thread: Thread, supersteps: list[Json], user: BaseUser | None = None) -> None:
     """Replay a thread's history as supersteps of state updates (thread create with `supersteps`)."""
-    async with st.thread_graph(svc, thread) as graph:
+    async with st.thread_graph(svc, thread, GraphAccess("threads.update", user)) as graph:
         steps = [
             [
                 StateUpdate(

@@ -50,6 +50,8 @@ class Cluster:
     database_uri: str
     redis_prefix: str
     processes: list[Server] = field(default_factory=list)
+    config: Path = CONFIG  # the project every process serves
+    extra_env: dict[str, str] = field(default_factory=dict)  # added to every process's environment
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -57,6 +59,7 @@ class Cluster:
             "REDIS_URI": REDIS_URL,
             "GRAPHYARD_REDIS_PREFIX": self.redis_prefix,
             "GRAPHYARD_LEASE_SECONDS": LEASE_SECONDS,
+            **self.extra_env,
             **extra,
         }
 
@@ -65,7 +68,7 @@ class Cluster:
         log_path = self.tmp / f"{args[0]}-{index}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "graphyard", *args, "--config", str(CONFIG)],
+                [sys.executable, "-m", "graphyard", *args, "--config", str(self.config)],
                 cwd=ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
                 stdout=log,
@@ -75,7 +78,7 @@ class Cluster:
         server = Server(
             url=f"http://127.0.0.1:{port}",
             port=port,
-            config=CONFIG,
+            config=self.config,
             database=Path(self.database_uri.rsplit("/", 1)[-1]),
             log_path=log_path,
             process=process,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from graphyard.config import ConfigError, GraphSpec, apply_project, load_project_config
+from graphyard.config import ConfigError, GraphSpec, HttpConfig, apply_project, load_project_config
 
 ENV_KEYS = ("GRAPHYARD_T_A", "GRAPHYARD_T_B", "GRAPHYARD_T_PORT", "GRAPHYARD_T_FLAG", "GRAPHYARD_T_SET")
 
@@ -113,10 +113,28 @@ def test_env_dotenv_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
     assert config.env == {"GRAPHYARD_T_A": "from-file", "GRAPHYARD_T_B": "quoted value"}
 
 
-def test_missing_env_file_is_an_error(tmp_path: Path) -> None:
-    """A dotenv path that does not exist is an error, not an empty environment."""
-    message = config_error(write_config(tmp_path, {"graphs": {"a": "a:g"}, "env": ".env.missing"}))
-    assert 'env file ".env.missing" not found' in message
+def test_missing_env_file_is_a_warning(tmp_path: Path) -> None:
+    """A dotenv path that does not exist yet starts with no variables and a warning, as langgraph dev."""
+    config = load_project_config(write_config(tmp_path, {"graphs": {"a": "a:g"}, "env": ".env.missing"}))
+    assert config.env == {}
+    assert len(config.warnings) == 1
+    assert 'env file ".env.missing" not found' in config.warnings[0]
+
+
+def test_env_naming_a_directory_is_an_error(tmp_path: Path) -> None:
+    """An env path that exists but is not a file cannot be read: an error naming it."""
+    (tmp_path / "envdir").mkdir()
+    assert 'env "envdir" is not a file' in config_error(
+        write_config(tmp_path, {"graphs": {"a": "a:g"}, "env": "envdir"})
+    )
+
+
+def test_unknown_top_level_keys_are_named_in_a_warning(tmp_path: Path) -> None:
+    """Keys the langgraph CLI does not know are named; known build-only keys are not."""
+    raw = {"graphs": {"a": "a:g"}, "grahps": {}, "zzz": 1, "image_distro": "wolfi", "$schema": "x"}
+    config = load_project_config(write_config(tmp_path, raw))
+    assert len(config.warnings) == 1
+    assert "unknown keys ignored: grahps, zzz" in config.warnings[0]
 
 
 def test_local_dependencies_are_resolved_and_pip_specs_ignored(tmp_path: Path) -> None:
@@ -181,3 +199,55 @@ def test_good_store_and_checkpointer_settings_load(tmp_path: Path) -> None:
     raw = {"graphs": {"a": "./a.py:g"}, "store": store, "checkpointer": checkpointer}
     config = load_project_config(write_config(tmp_path, raw))
     assert (config.store, config.checkpointer) == (store, checkpointer)
+
+
+def test_ui_bundles_are_refused_with_one_line(tmp_path: Path) -> None:
+    """Generative UI bundles cannot be served, so a project naming them is refused, never half-served."""
+    message = config_error(write_config(tmp_path, {"graphs": {"a": "a:g"}, "ui": {"agent": "./ui.tsx"}}))
+    assert '"ui" (generative UI components) is not supported' in message
+
+
+@pytest.mark.parametrize(
+    ("http", "expected"),
+    [
+        ({"app": "no_colon"}, '"http".app must look like'),
+        ({"mount_prefix": "api/"}, "mount_prefix must start with"),
+        ({"mount_prefix": "/api/"}, "mount_prefix must start with"),
+        ({"cors": {"allow_origins": "*"}}, "cors.allow_origins must be a list of strings"),
+        ({"cors": {"max_age": True}}, "cors.max_age must be int"),
+        ({"cors": {"allow_everything": True}}, "cors: unknown key"),
+        ({"middleware_order": "sideways"}, "middleware_order must be"),
+        ({"disable_store": "yes"}, "disable_store must be true or false"),
+        ({"configurable_headers": {"includes": "x-*"}}, "configurable_headers.includes must be a list"),
+        ([], '"http" must be an object'),
+    ],
+)
+def test_bad_http_settings_are_errors(tmp_path: Path, http: Any, expected: str) -> None:
+    """Every malformed `http` setting is one error line naming it."""
+    assert expected in config_error(write_config(tmp_path, {"graphs": {"a": "a:g"}, "http": http}))
+
+
+def test_http_settings_are_read(tmp_path: Path) -> None:
+    """The `http` block becomes typed settings; singular header spellings and unknown keys are accepted."""
+    http = {
+        "app": "./app.py:app",
+        "cors": {"allow_origins": ["https://a.example"], "max_age": 5},
+        "configurable_headers": {"include": ["X-User-*"], "exclude": ["x-user-secret"]},
+        "disable_store": True,
+        "disable_webhooks": True,
+        "mount_prefix": "/api",
+        "middleware_order": "auth_first",
+        "enable_custom_route_auth": True,
+        "surprise": 1,
+    }
+    config = load_project_config(write_config(tmp_path, {"graphs": {"a": "a:g"}, "http": http}))
+    assert config.http_config == HttpConfig(
+        app="./app.py:app",
+        cors={"allow_origins": ["https://a.example"], "max_age": 5},
+        configurable_headers=(("x-user-*",), ("x-user-secret",)),
+        disabled=frozenset({"store", "webhooks"}),
+        mount_prefix="/api",
+        middleware_order="auth_first",
+        enable_custom_route_auth=True,
+    )
+    assert any("unknown keys ignored: surprise" in w for w in config.warnings)

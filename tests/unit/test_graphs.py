@@ -17,7 +17,9 @@ from langgraph.pregel import Pregel
 from langgraph.store.memory import InMemoryStore
 
 from graphyard.config import ConfigError, ProjectConfig, apply_project, load_project_config
-from graphyard.graphs import GraphRegistry
+from graphyard.graphs import GraphAccess, GraphRegistry
+
+READ = GraphAccess("assistants.read")
 
 GRAPHS_PY = """
 import operator
@@ -105,6 +107,16 @@ def two_params(a, b):
     return compiled
 
 
+def three_params(a, b, c):
+    return compiled
+
+
+def with_runtime(runtime):
+    SEEN.append(runtime)
+    return compiled
+
+
+SEEN: list = []
 not_a_graph = 42
 """
 
@@ -157,7 +169,7 @@ async def test_compiled_and_uncompiled_graphs_load(tmp_path: Path) -> None:
     assert registry.graph_ids() == ["b", "a"]
     assert "a" in registry and "zzz" not in registry
     assert (registry.description("a"), registry.description("b")) == ("A graph", None)
-    async with registry.graph("a") as graph:
+    async with registry.graph("a", access=READ) as graph:
         assert isinstance(graph, Pregel)
         assert await graph.ainvoke({"value": 1}) == {"value": 1, "trail": ["work"]}
 
@@ -166,7 +178,7 @@ async def test_graph_is_bound_to_saver_and_store_without_mutation(tmp_path: Path
     """The yielded graph uses the given saver and store and the id as name; the module's graph is untouched."""
     registry = GraphRegistry.load(make_project(tmp_path, {"g": "./graphs.py:compiled"}))
     saver, store = InMemorySaver(), InMemoryStore()
-    async with registry.graph("g", checkpointer=saver, store=store) as graph:
+    async with registry.graph("g", access=READ, checkpointer=saver, store=store) as graph:
         assert (graph.checkpointer, graph.store, graph.name) == (saver, store, "g")
         await graph.ainvoke({"value": 2}, {"configurable": {"thread_id": "t1"}})
     assert saver.get_tuple({"configurable": {"thread_id": "t1"}}) is not None
@@ -177,9 +189,9 @@ async def test_graph_is_bound_to_saver_and_store_without_mutation(tmp_path: Path
 async def test_factory_receives_the_config(tmp_path: Path) -> None:
     """A one-parameter factory is called per use with the run's config, configurable always present."""
     registry = GraphRegistry.load(make_project(tmp_path, {"f": "./graphs.py:factory"}))
-    async with registry.graph("f", {"configurable": {"flavour": "spicy"}}) as graph:
+    async with registry.graph("f", {"configurable": {"flavour": "spicy"}}, access=READ) as graph:
         assert graph.name == "made-spicy"
-    async with registry.graph("f") as graph:
+    async with registry.graph("f", access=READ) as graph:
         assert graph.name == "made-plain"
 
 
@@ -187,7 +199,7 @@ async def test_async_factory_returning_a_context_manager(tmp_path: Path) -> None
     """An async factory's context manager is entered for the use and exited after it."""
     registry = GraphRegistry.load(make_project(tmp_path, {"m": "./graphs.py:async_factory"}))
     events = project_module(tmp_path).EVENTS
-    async with registry.graph("m") as graph:
+    async with registry.graph("m", access=READ) as graph:
         assert events == ["enter"]
         assert graph.name == "m"
         assert await graph.ainvoke({"value": 3}) == {"value": 3, "trail": ["work"]}
@@ -202,25 +214,8 @@ async def test_module_path_source(tmp_path: Path) -> None:
         f"{package}/agent.py": "from graphs import compiled as graph\n",
     }
     registry = GraphRegistry.load(make_project(tmp_path, {"p": f"{package}.agent:graph"}, files))
-    async with registry.graph("p") as graph:
+    async with registry.graph("p", access=READ) as graph:
         assert await graph.ainvoke({"value": 4}) == {"value": 4, "trail": ["work"]}
-
-
-async def test_omitted_attribute_prefers_a_compiled_graph(tmp_path: Path) -> None:
-    """Without ":attr" the first compiled graph wins over an earlier StateGraph; else the StateGraph is used."""
-    files = {
-        "both.py": """
-            from graphs import builder
-            first_uncompiled = builder()
-            later_compiled = builder().compile(name="the-compiled-one")
-        """,
-        "only_builder.py": "from graphs import builder\nflow = builder()\n",
-    }
-    registry = GraphRegistry.load(make_project(tmp_path, {"both": "./both.py", "only": "./only_builder.py"}, files))
-    async with registry.graph("both") as graph:
-        assert graph.name == "the-compiled-one"
-    async with registry.graph("only") as graph:
-        assert graph.name == "only"
 
 
 @pytest.mark.parametrize(
@@ -231,7 +226,8 @@ async def test_omitted_attribute_prefers_a_compiled_graph(tmp_path: Path) -> Non
         ("./graphs.py:nope", {}, "has no attribute 'nope'"),
         ("./graphs.py:not_a_graph", {}, "int is not a graph"),
         ("./graphs.py:two_params", {}, "unusable factory"),
-        ("./empty.py", {"empty.py": "x = 1\n"}, "no compiled graph or StateGraph"),
+        ("./graphs.py", {}, 'add ":variable", e.g. "./graphs.py:graph"'),
+        ("./graphs.py:three_params", {}, "it requires a, b, c"),
         ("gy_no_such_pkg.mod:graph", {}, "module 'gy_no_such_pkg.mod' not found"),
         ("./ui.tsx:graph", {"ui.tsx": ""}, "JavaScript graphs are not supported"),
     ],
@@ -254,7 +250,7 @@ async def test_schemas_with_context_schema(tmp_path: Path) -> None:
     assert schemas["graph_id"] == "ctx"
     for key in ("input_schema", "output_schema", "state_schema"):
         assert set(schemas[key]["properties"]) == {"value", "trail"}, key
-    assert schemas["state_schema"]["title"] == "State"
+    assert schemas["state_schema"]["title"] == "ctx_state"  # the reference: graph.get_name("State")
     assert set(schemas["context_schema"]["properties"]) == {"greeting", "level"}
     assert schemas["config_schema"] == schemas["context_schema"]
     plain = await registry.schemas("plain")
@@ -280,7 +276,7 @@ async def test_factory_context_keys_are_known_after_first_build(tmp_path: Path) 
     """A factory's context schema is unknown until it has built a graph once."""
     registry = GraphRegistry.load(make_project(tmp_path, {"f": "./graphs.py:factory"}))
     assert registry.context_keys("f") is None
-    async with registry.graph("f"):
+    async with registry.graph("f", access=READ):
         pass
     assert registry.context_keys("f") == frozenset({"greeting", "level"})
 
@@ -308,3 +304,20 @@ async def test_subgraphs(tmp_path: Path) -> None:
     assert set(await registry.subgraphs("parent", None, True)) == {"child", "child|inner"}
     assert set(await registry.subgraphs("parent", "child|inner", True)) == {"child|inner"}
     assert await registry.subgraphs("g", None, True) == {}
+
+
+async def test_runtime_factory_without_auth_sees_no_user(tmp_path: Path) -> None:
+    """Without custom auth the runtime's user is None (ensure_user raises); only execution has a context."""
+    registry = GraphRegistry.load(make_project(tmp_path, {"r": "./graphs.py:with_runtime"}))
+    store = InMemoryStore()
+    async with registry.graph("r", access=GraphAccess("threads.read"), store=store):
+        pass
+    run = GraphAccess("threads.create_run", run_context={"greeting": "hi"})
+    async with registry.graph("r", access=run, store=store):
+        pass
+    read, execution = project_module(tmp_path).SEEN
+    assert (read.access_context, read.user, read.store, read.execution_runtime) == ("threads.read", None, store, None)
+    with pytest.raises(PermissionError):
+        read.ensure_user()
+    assert execution.access_context == "threads.create_run"
+    assert execution.execution_runtime.context == {"greeting": "hi"}
