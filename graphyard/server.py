@@ -202,7 +202,14 @@ def build_app(
         middleware.append(Middleware(AuthMiddleware, auth=auth, public=public_paths(http.mount_prefix)))
     if http.middleware_order == "auth_first":
         middleware += user_middleware
-    return Starlette(routes=served, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
+    app = Starlette(routes=served, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
+    if user_app is not None:
+        # Listed in /openapi.json beside ours, where the project's app answers them.
+        project_routes = list(user_app.routes)
+        app.state.project_routes = (
+            [Mount(http.mount_prefix, routes=project_routes)] if http.mount_prefix else project_routes
+        )
+    return app
 
 
 # Built-in routes a project's app cannot shadow, and those also served at the root under a mount prefix.

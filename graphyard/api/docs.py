@@ -49,7 +49,10 @@ def _document(request: Request) -> Json:
         security = None
         if project_auth(request) is not None:
             security = security_for(getattr(request.state, "auth_openapi", None), OPEN_PATHS)
-        cached = document(request.app.routes, title=TITLE, version=__version__, security=security)
+        # The project's own app (`http.app`) answers its routes itself; they are listed too.
+        project_routes = getattr(request.app.state, "project_routes", [])
+        table = [*request.app.routes, *project_routes]
+        cached = document(table, title=TITLE, version=__version__, security=security)
         request.app.state.openapi_document = cached
     return cached
 

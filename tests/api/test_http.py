@@ -80,6 +80,8 @@ async def test_fastapi_app_routes_work_as_standalone(served: Any) -> None:
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"] == ["body", "size"]
     assert (await http.get("/started")).json() == {"started": True}
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    assert "post" in paths["/items"] and "/threads" in paths
     assert (await http.post("/threads", json={})).status_code == 200
 
 
