@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from graphyard import metrics
 from graphyard.api.deps import services
+from graphyard.api.openapi import Query, operation
 from graphyard.errors import Unprocessable
 from graphyard.records import QueueStats
 from graphyard.services import operators
@@ -31,6 +32,14 @@ def _publish(stats: QueueStats) -> None:
     metrics.EXPIRED_LEASES.set(stats.expired_leases)
 
 
+@operation(
+    "Prometheus metrics (or the queue and worker numbers as JSON)",
+    "meta",
+    query={"format": Query({"type": "string", "enum": ["prometheus", "json"], "default": "prometheus"})},
+    response={"type": "string"},
+    media="text/plain",
+    errors=(422,),
+)
 async def scrape(request: Request) -> Response:
     wanted = request.query_params.get("format", "prometheus")
     if wanted not in ("prometheus", "json"):

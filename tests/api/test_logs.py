@@ -38,10 +38,12 @@ async def test_json_logs_have_a_line_per_request_and_per_run_transition(start_se
         assert (await http.get("/ok")).status_code == 200
         assert (await http.get(f"/threads/{thread['thread_id']}")).status_code == 200
 
-    def finished(lines: list[dict[str, Any]]) -> bool:
-        return bool(about(lines, "run finished", run["run_id"]))
+    def logged(lines: list[dict[str, Any]]) -> bool:
+        # A request's line is written once its response has gone out, so the client may see it first.
+        read = [line for line in lines if line.get("event") == "request" and line["route"] == "/threads/{thread_id}"]
+        return bool(about(lines, "run finished", run["run_id"])) and bool(read)
 
-    lines = await eventually(lambda: _read(server), finished, what="the run finished line")
+    lines = await eventually(lambda: _read(server), logged, what="the run finished and GET thread lines")
     expected = {
         "run_id": run["run_id"],
         "thread_id": thread["thread_id"],

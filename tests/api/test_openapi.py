@@ -213,6 +213,7 @@ def _calls(w: World) -> list[Call]:
         Call("GET", "/ok", {}),
         Call("GET", "/", {}),
         Call("GET", "/info", {}),
+        Call("GET", "/metrics", {}),
         Call("POST", "/assistants", {}, body={"graph_id": "echo", "name": "made"}),
         Call("POST", "/assistants/search", {}, body={"limit": 2}),
         Call("POST", "/assistants/count", {}, body={}),

@@ -7,6 +7,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.api.support import ROOT
 
 
@@ -18,17 +20,14 @@ def test_license_is_mit_as_pyproject_says() -> None:
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "MIT"
 
 
+@pytest.mark.timeout(900)
 def test_scripts_test_without_shared_runs_own_tests_and_says_conformance_was_skipped(tmp_path: Path) -> None:
-    """Without the shared conformance suite, scripts/test runs the project's tests, explains that the
-    conformance stage needs it, and succeeds; with CI=true the missing suite is a failure."""
+    """Without the shared conformance suite, scripts/test runs the project's tests (and the fuzz stage,
+    cut to a second here), explains that the conformance stage needs the suite, and succeeds."""
     args = [str(ROOT / "scripts" / "test"), "tests/unit/test_config.py", "-q", "-p", "no:cacheprovider"]
-    env = {**os.environ, "SHARED_DIR": str(tmp_path / "no-shared"), "CI": ""}
-    local = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    env = {**os.environ, "SHARED_DIR": str(tmp_path / "no-shared"), "CI": "", "FUZZ_SECONDS": "1"}
+    local = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840, check=False)
     assert local.returncode == 0, local.stderr
     assert "passed" in local.stdout
     assert "skipped the conformance stage" in local.stderr
     assert str(tmp_path / "no-shared" / "conformance") in local.stderr
-    ci = subprocess.run(
-        args, cwd=ROOT, env={**env, "CI": "true"}, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert ci.returncode == 1 and "CI must run it" in ci.stderr
