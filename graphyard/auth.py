@@ -9,7 +9,6 @@ routes: the API layer calls `authenticate` once per request and `authorize` befo
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -21,7 +20,7 @@ from starlette.requests import Request
 
 from graphyard.config import ConfigError, ProjectConfig
 from graphyard.errors import Forbidden
-from graphyard.graphs import import_file
+from graphyard.graphs import load_reference
 from graphyard.logs import get_logger
 from graphyard.records import AuthUser, Json
 
@@ -241,28 +240,7 @@ def load_auth(project: ProjectConfig) -> ProjectAuth | None:
     if ref is None:
         return None
     where = f"{project.path}: auth"
-    if not isinstance(ref, str) or ":" not in ref or not ref.partition(":")[2]:
-        raise ConfigError(f'{where}: "path" must look like "./auth.py:auth" or "package.module:auth", got {ref!r}')
-    module_ref, _, attr = ref.partition(":")
-    is_file = "/" in module_ref or "\\" in module_ref or module_ref.endswith(".py")
-    try:
-        if is_file:
-            path = (project.root / module_ref).resolve()
-            if not path.is_file():
-                raise ConfigError(f"{where} ({ref}): file {path} not found; fix the path (relative to langgraph.json)")
-            module = import_file(path)
-        else:
-            module = importlib.import_module(module_ref)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        # Whatever the user's module raises while importing is reported as one line.
-        raise ConfigError(f"{where} ({ref}): import failed ({type(exc).__name__}: {exc})") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"{where} ({ref}): {module_ref} has no attribute '{attr}'; check the name after ':'")
-        obj = getattr(obj, part)
+    obj = load_reference(project, 'auth "path"', ref)
     if not isinstance(obj, Auth):
         raise ConfigError(f"{where} ({ref}): {type(obj).__name__} is not a langgraph_sdk.Auth object")
     try:

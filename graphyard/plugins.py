@@ -12,7 +12,7 @@ from langgraph.store.base import IndexConfig, TTLConfig
 from langgraph_sdk import Priority
 
 from graphyard.config import ConfigError, ProjectConfig
-from graphyard.graphs import import_file
+from graphyard.graphs import load_reference
 from graphyard.storage.ports import StoreOptions
 
 __all__ = ["Plugins", "ThreadTTL", "load_plugins"]
@@ -54,33 +54,6 @@ def load_plugins(project: ProjectConfig) -> Plugins:
         thread_ttl=_thread_ttl(project.checkpointer),
         priority=_priority(project),
     )
-
-
-def load_reference(project: ProjectConfig, key: str, ref: Any) -> Any:
-    """The object `ref` ("./file.py:name" or "package.module:name") names, for langgraph.json's `key`."""
-    where = f"{project.path}: {key}"
-    if not isinstance(ref, str) or ":" not in ref or not ref.partition(":")[2]:
-        raise ConfigError(f'{where}: must look like "./file.py:name" or "package.module:name", got {ref!r}')
-    module_ref, _, attr = ref.partition(":")
-    try:
-        if "/" in module_ref or "\\" in module_ref or module_ref.endswith(".py"):
-            path = (project.root / module_ref).resolve()
-            if not path.is_file():
-                raise ConfigError(f"{where} ({ref}): file {path} not found; fix the path (relative to langgraph.json)")
-            module = import_file(path)
-        else:
-            module = importlib.import_module(module_ref)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        # Whatever the user's module raises while importing is reported as one line.
-        raise ConfigError(f"{where} ({ref}): import failed ({type(exc).__name__}: {exc})") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"{where} ({ref}): {module_ref} has no attribute '{attr}'; check the name after ':'")
-        obj = getattr(obj, part)
-    return obj
 
 
 def _priority(project: ProjectConfig) -> Priority | None:
