@@ -238,10 +238,13 @@ class RedisBroker:
     async def append_numbered(self, channel: str, event: str, data: bytes, *, mark: bool = False) -> int:
         keys = [self._stream_key(channel), self._number_key(channel), self._mark_key(channel)]
         args = [self.maxlen, self.ttl_ms, b"1" if mark else b"0", b"event", event, b"data", data, b"keep", b"1"]
-        return int(await self._xadd_numbered(keys=keys, args=args))
+        with translated():
+            number = await self._xadd_numbered(keys=keys, args=args)
+        return int(number)
 
     async def numbered_head(self, channel: str) -> tuple[int, int]:
-        number, mark = await self.redis.mget([self._number_key(channel), self._mark_key(channel)])
+        with translated():
+            number, mark = await self.redis.mget([self._number_key(channel), self._mark_key(channel)])
         return int(number or 0), int(mark or 0)
 
     def _number_key(self, channel: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -138,6 +139,20 @@ class Execution:
         self.message_parts: dict[str, BaseMessageChunk] = {}
         self.log = log.bind(**run.log_fields())
         self.span: Span | None = None
+        self.protocol_down = False
+
+    async def to_thread_stream(self, publish: Coroutine[Any, Any, object]) -> None:
+        """Append to the thread's protocol stream, best effort: a broker outage must not decide the run's
+        fate, so once an append fails this attempt drops its remaining protocol events (one warning) instead
+        of waiting out a connect timeout per event. Classic run streams go through the outbox and are kept."""
+        if self.protocol_down:
+            publish.close()
+            return
+        try:
+            await publish
+        except BrokerUnavailable as exc:
+            self.protocol_down = True
+            self.log.warning("thread protocol events dropped for this attempt: broker unreachable", error=str(exc))
 
     async def publish(self, event: str, data: Any) -> None:
         """Encode once; the bytes go to the run's stream and to its thread's stream."""
@@ -256,7 +271,7 @@ class Execution:
         translator = Translator()
         async for event in run_stream:
             for method, namespace, data in translator.translate(event):
-                await protocol.publish(self.svc, self.run.thread_id, method, namespace, data)
+                await self.to_thread_stream(protocol.publish(self.svc, self.run.thread_id, method, namespace, data))
             method = event["method"]
             if method in _LANGGRAPH_MODE and method != "messages":
                 yield tuple(event["params"]["namespace"]), method, event["params"]["data"]
@@ -459,7 +474,7 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
             execution.cancel_action = run.cancel_action
             raise asyncio.CancelledError
         if not run.temporary:
-            await protocol.run_started(svc, run)
+            await execution.to_thread_stream(protocol.run_started(svc, run))
         try:
             async with asyncio.timeout(svc.settings.run_timeout_seconds):
                 outcome = await execution.stream()
@@ -472,13 +487,15 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
         settled()
         final: Any = outcome.output
         status, error, values = outcome.status, outcome.error, outcome.values
-        await protocol.run_ended(
-            svc,
-            run,
-            status,
-            interrupts=recorded.interrupts if recorded else None,
-            waiting=bool(recorded and recorded.has_next),
-            error=error,
+        await execution.to_thread_stream(
+            protocol.run_ended(
+                svc,
+                run,
+                status,
+                interrupts=recorded.interrupts if recorded else None,
+                waiting=bool(recorded and recorded.has_next),
+                error=error,
+            )
         )
     except asyncio.CancelledError:
         unregister()
@@ -500,7 +517,7 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
             settled()
             status, values = RunStatus.INTERRUPTED, final
         cancelled = {"message": f"Run {run.run_id} was cancelled ({action.value})"}
-        await protocol.run_ended(svc, run, RunStatus.INTERRUPTED, error=cancelled)
+        await execution.to_thread_stream(protocol.run_ended(svc, run, RunStatus.INTERRUPTED, error=cancelled))
     except BaseException as exc:
         if isinstance(exc, LeaseLost):
             execution.outbox.abandon()  # the stream belongs to the attempt that took over
