@@ -38,6 +38,7 @@ def _publish(stats: QueueStats) -> None:
     query={"format": Query({"type": "string", "enum": ["prometheus", "json"], "default": "prometheus"})},
     response={"type": "string"},
     media="text/plain",
+    also={"application/json": {"type": "object"}},
     errors=(422,),
 )
 async def scrape(request: Request) -> Response:

@@ -64,6 +64,8 @@ class Operation:
     response: Json | None = None
     status: int = 200
     media: str = JSON
+    # The same success answered in other media types (e.g. a `format` query switch): media -> schema.
+    also: Mapping[str, Json] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     error_schema: Json = field(default_factory=lambda: r.ref("Error"))
     headers: Mapping[str, Json] = field(default_factory=dict)
@@ -211,6 +213,7 @@ def _responses(spec: Operation, has_input: bool, secured: bool) -> Json:
     success: Json = {"description": REASONS.get(spec.status, "OK")}
     if spec.response is not None:
         success["content"] = {spec.media: {"schema": spec.response}}
+        success["content"].update({media: {"schema": schema} for media, schema in spec.also.items()})
     if spec.headers:
         success["headers"] = {name: {"schema": schema} for name, schema in spec.headers.items()}
     out: Json = {str(spec.status): success}

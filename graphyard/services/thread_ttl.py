@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from graphyard.errors import InvalidRequest
+from graphyard.errors import Unprocessable
 from graphyard.logs import get_logger
 from graphyard.records import Json, isoformat
 from graphyard.services.context import Services
@@ -38,11 +38,11 @@ def requested(svc: Services, ttl: Any) -> tuple[str, float] | None:
         strategy = ttl.get("strategy") or svc.plugins.thread_ttl.strategy
         minutes = ttl.get("ttl")
     else:
-        raise InvalidRequest(f'ttl must be {{"strategy": "delete", "ttl": minutes}}, got {ttl!r}')
+        raise Unprocessable(f'ttl must be {{"strategy": "delete", "ttl": minutes}}, got {ttl!r}')
     if strategy not in STRATEGIES:
-        raise InvalidRequest(f"ttl strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise Unprocessable(f"ttl strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0:
-        raise InvalidRequest(f"ttl.ttl must be a positive number of minutes, got {minutes!r}")
+        raise Unprocessable(f"ttl.ttl must be a positive number of minutes, got {minutes!r}")
     return strategy, float(minutes)
 
 
