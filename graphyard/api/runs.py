@@ -210,10 +210,7 @@ async def _authorize_run(
     headers=LOCATION,
 )
 async def create_stateful(request: Request) -> Response:
-    run, _ = await _create(request, stateless=False)
-    return s.json_response(
-        s.run_json(run), headers={"Content-Location": _locations(run, False, "")["Content-Location"]}
-    )
+    return await _created(request, stateless=False)
 
 
 @operation(
@@ -226,8 +223,14 @@ async def create_stateful(request: Request) -> Response:
     headers=LOCATION,
 )
 async def create_stateless(request: Request) -> Response:
-    run, _ = await _create(request, stateless=True)
-    return s.json_response(s.run_json(run), headers={"Content-Location": _locations(run, True, "")["Content-Location"]})
+    return await _created(request, stateless=True)
+
+
+async def _created(request: Request, *, stateless: bool) -> Response:
+    """The run just created, with where to read it (the reference's Content-Location)."""
+    run, _ = await _create(request, stateless=stateless)
+    location = _locations(run, stateless, "")["Content-Location"]
+    return s.json_response(s.run_json(run), headers={"Content-Location": location})
 
 
 @operation(
