@@ -246,5 +246,5 @@ async def set_latest(svc: Services, assistant_id: str, version: int, auth: Json 
 def graph_config(assistant: Assistant) -> RunnableConfig:
     """The RunnableConfig an assistant's graph is built with for schema and drawing calls."""
     return RunnableConfig(
-        configurable={**assistant.config.get("configurable", {}), "assistant_id": assistant.assistant_id}
+        configurable={**(assistant.config.get("configurable") or {}), "assistant_id": assistant.assistant_id}
     )

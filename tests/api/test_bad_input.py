@@ -399,6 +399,19 @@ async def test_assistant_with_non_object_configurable_is_422(http: httpx.AsyncCl
     assert response.json()["detail"]
 
 
+@pytest.mark.parametrize("route", ["graph", "schemas", "subgraphs"])
+async def test_assistant_with_null_config_fields_draws_and_runs(http: httpx.AsyncClient, route: str) -> None:
+    """An assistant saved with `configurable: null` (the schema allows it) is drawn and run, not a 500."""
+    config = {"configurable": None, "tags": None, "metadata": None, "recursion_limit": None}
+    created = await http.post("/assistants", json={"graph_id": "nested", "config": config})
+    assert created.status_code == 200, created.text
+    assistant_id = created.json()["assistant_id"]
+    drawn = await http.get(f"/assistants/{assistant_id}/{route}", headers={"connection": "close"})
+    assert drawn.status_code == 200, drawn.text
+    ran = await http.post("/runs/wait", json={"assistant_id": assistant_id, "input": {"value": 1}})
+    assert ran.status_code == 200, ran.text
+
+
 async def test_history_filter_with_nul_in_a_metadata_key_is_not_a_500(http: httpx.AsyncClient, ids: Ids) -> None:
     """A history metadata filter whose key holds a NUL answers 200 (no match) or a 4xx, never a 500."""
     response = await http.post(
