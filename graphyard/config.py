@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,19 +134,20 @@ def load_project_config(path: Path) -> ProjectConfig:
     unknown = sorted(key for key in raw if key not in KNOWN_KEYS)
     if unknown:
         warnings.append(f"{path}: unknown keys ignored: {', '.join(unknown)} (check their spelling)")
+    env = _env(path, root, raw.get("env"), warnings)
     return ProjectConfig(
         path=path,
         root=root,
         graphs=_graphs(path, raw.get("graphs")),
         dependencies=_dependencies(path, root, raw.get("dependencies")),
-        env=_env(path, root, raw.get("env"), warnings),
+        env=env,
         auth=_optional_object(path, raw, "auth"),
         store=_store(path, _optional_object(path, raw, "store")),
         http=_optional_object(path, raw, "http") or {},
         webhooks=_optional_object(path, raw, "webhooks"),
         checkpointer=_checkpointer(path, _optional_object(path, raw, "checkpointer")),
         raw=raw,
-        http_config=_http(path, raw.get("http"), warnings),
+        http_config=_http_environment(_http(path, raw.get("http"), warnings), env),
         warnings=tuple(warnings),
     )
 
@@ -304,6 +305,26 @@ def _minutes(where: str, block: dict[str, Any], key: str) -> None:
         raise ConfigError(f'{where}: "{key}" must be a positive number of minutes or null, got {json.dumps(value)}')
 
 
+def _http_environment(http: HttpConfig, project_env: dict[str, str]) -> HttpConfig:
+    """The reference's MOUNT_PREFIX and CORS_ALLOW_ORIGINS variables, read where langgraph.json's `http` is.
+
+    MOUNT_PREFIX wins over `http.mount_prefix` (a deployment moves a project without editing it);
+    CORS_ALLOW_ORIGINS (comma-separated) only applies when the project sets no `http.cors` policy.
+    """
+
+    def variable(name: str) -> str:
+        # As apply_project: the process environment wins over the project's env file.
+        return os.environ.get(name) or project_env.get(name) or ""
+
+    prefix = variable("MOUNT_PREFIX").strip()
+    if prefix:
+        http = replace(http, mount_prefix=_mount_prefix("environment variable MOUNT_PREFIX", prefix))
+    origins = [o.strip() for o in variable("CORS_ALLOW_ORIGINS").split(",") if o.strip()]
+    if origins and http.cors is None:
+        http = replace(http, cors={"allow_origins": origins})
+    return http
+
+
 def _http(path: Path, value: Any, warnings: list[str]) -> HttpConfig:
     if value is None:
         return HttpConfig()
@@ -341,7 +362,7 @@ def _http(path: Path, value: Any, warnings: list[str]) -> HttpConfig:
         cors=_cors(where, value.get("cors")),
         configurable_headers=_header_patterns(where, value.get("configurable_headers")),
         disabled=frozenset(name for name in DISABLE_SWITCHES if value.get(f"disable_{name}")),
-        mount_prefix=_mount_prefix(where, value.get("mount_prefix")),
+        mount_prefix=_mount_prefix(f"{where}.mount_prefix", value.get("mount_prefix")),
         middleware_order="auth_first" if order == "auth_first" else "middleware_first",
         enable_custom_route_auth=bool(value.get("enable_custom_route_auth", False)),
     )
@@ -387,5 +408,5 @@ def _mount_prefix(where: str, value: Any) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str) or not value.startswith("/") or value.endswith("/") or value == "/noauth":
-        raise ConfigError(f'{where}.mount_prefix must start with "/" and not end with "/", e.g. "/api"')
+        raise ConfigError(f'{where} must start with "/" and not end with "/", e.g. "/api"')
     return value

@@ -208,3 +208,27 @@ def test_unusable_project_app_stops_startup_with_one_line(tmp_path: Path, http: 
     line = one_error_line(run_dev(project(tmp_path, http, auth=False), tmp_path))
     assert '"http.app"' in line
     assert expected in line
+
+
+async def test_mount_prefix_and_cors_origins_from_the_environment(start_server: StartServer, tmp_path: Path) -> None:
+    """MOUNT_PREFIX moves the API under a prefix and CORS_ALLOW_ORIGINS (comma-separated) replaces the
+    permissive default, as the reference reads them; a project `env` value counts like the process's."""
+    config = project(tmp_path, {}, auth=False)
+    raw = json.loads(config.read_text())
+    raw["env"] = {"CORS_ALLOW_ORIGINS": "https://a.example, https://b.example"}
+    config.write_text(json.dumps(raw))
+    server = await start_server(config=config, env={"MOUNT_PREFIX": "/v1"})
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        assert (await http.post("/v1/threads/search", json={})).status_code == 200
+        assert (await http.post("/threads/search", json={})).status_code == 404
+        preflight = {"Access-Control-Request-Method": "POST"}
+        allowed = await http.options("/v1/threads", headers={"Origin": "https://b.example", **preflight})
+        assert allowed.headers.get("access-control-allow-origin") == "https://b.example"
+        refused = await http.options("/v1/threads", headers={"Origin": "https://c.example", **preflight})
+        assert "access-control-allow-origin" not in refused.headers
+
+
+def test_bad_mount_prefix_variable_stops_startup_with_one_line(tmp_path: Path) -> None:
+    """A MOUNT_PREFIX that does not start with "/" stops startup with one line naming the variable."""
+    line = one_error_line(run_dev(project(tmp_path, {}, auth=False), tmp_path, env={"MOUNT_PREFIX": "api/"}))
+    assert "MOUNT_PREFIX" in line
