@@ -6,7 +6,8 @@ that does not conform to the document (status code, content type, body schema, h
 
 sqlite runs `graphyard dev`; postgres runs `graphyard serve` (no graphs) plus a separate `graphyard
 worker` on a throwaway database and Redis key prefix, removed at the end. Environment: FUZZ_SECONDS
-(schemathesis's time budget per backend, default 90), FUZZ_SEED (replay a run), KEEP_WORK=1 (keep the
+(schemathesis's time budget per backend, default 90), FUZZ_SEED (replay a run; with CI=true a fixed
+seed is the default, elsewhere each run draws a new one), KEEP_WORK=1 (keep the
 folder with the server logs and schemathesis's NDJSON report). Prints, per backend, the request count
 and the responses by status.
 """
@@ -53,6 +54,7 @@ CHECKS = ",".join(
         "response_headers_conformance",
     ]
 )
+CI_SEED = "20261201"
 QUIET = {"PYTHONDONTWRITEBYTECODE": "1", "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
 
 
@@ -147,6 +149,14 @@ def wait_ready(url: str, procs: Processes) -> None:
     raise RuntimeError(f"the server did not answer {url}/ok within {STARTUP_SECONDS} s\n{procs.tails()}")
 
 
+def fuzz_seed() -> str | None:
+    """FUZZ_SEED if set; in CI a fixed seed, so a red CI means a change broke something, not that
+    the fuzzer wandered somewhere new (explore locally, where each run draws a fresh seed)."""
+    if os.environ.get("FUZZ_SEED"):
+        return os.environ["FUZZ_SEED"]
+    return CI_SEED if os.environ.get("CI") == "true" else None
+
+
 def schemathesis(url: str, work: Path) -> tuple[int, bool]:
     """Run schemathesis; its exit status, and whether it had to be killed (a hang)."""
     command = [
@@ -168,8 +178,9 @@ def schemathesis(url: str, work: Path) -> tuple[int, bool]:
         "--report-dir",
         str(work / "report"),
     ]
-    if os.environ.get("FUZZ_SEED"):
-        command += ["--seed", os.environ["FUZZ_SEED"]]
+    seed = fuzz_seed()
+    if seed is not None:
+        command += ["--seed", seed]
     try:
         return subprocess.run(command, cwd=work, timeout=FUZZ_SECONDS + GRACE_SECONDS).returncode, False
     except subprocess.TimeoutExpired:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypedDict
 import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 
 STEP_SECONDS = float(os.environ.get("GRAPHYARD_TEST_STEP_SECONDS", "0.3"))
 
@@ -47,13 +48,20 @@ def _record(event: str, node: str, config: RunnableConfig, state: LedgerState) -
         os.close(fd)
 
 
-def _step(name: str) -> Any:
-    async def step(state: LedgerState, config: RunnableConfig) -> LedgerState:
+def _step(name: str, *, remember: bool = False) -> Any:
+    async def step(state: LedgerState, config: RunnableConfig, runtime: Runtime[Any]) -> LedgerState:
         _record("start", name, config, state)
         try:
             await asyncio.sleep(state.get("seconds", STEP_SECONDS))  # the node's work
+            if remember and runtime.store is not None:
+                # Long-term memory goes to the database too: an outage here must not fail the run.
+                run_id = str((config.get("configurable") or {}).get("run_id"))
+                await runtime.store.aput(("ledger",), run_id, {"seq": state.get("seq")})
         except asyncio.CancelledError:
             _record("cancelled", name, config, state)
+            raise
+        except Exception:
+            _record("failed", name, config, state)  # e.g. the store unreachable: this attempt ends here
             raise
         _record("end", name, config, state)
         return {"steps": [name]}
@@ -64,7 +72,7 @@ def _step(name: str) -> Any:
 ledger = (
     StateGraph(LedgerState)
     .add_node("one", _step("one"))
-    .add_node("two", _step("two"))
+    .add_node("two", _step("two", remember=True))
     .add_node("three", _step("three"))
     .add_edge(START, "one")
     .add_edge("one", "two")

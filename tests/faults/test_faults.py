@@ -212,6 +212,9 @@ async def _probe(
             run = await _call(http, traffic, "POST", f"{api.url}/threads/{thread_id}/runs", body)
             if run.status_code == 200:
                 extra[thread_id] = [run.json()]
+        item = {"namespace": ["probe"], "key": "k", "value": {"at": time.time()}}
+        if (await _call(http, traffic, "PUT", f"{api.url}/store/items", item)).status_code in (200, 204):
+            await _call(http, traffic, "GET", f"{api.url}/store/items?namespace=probe&key=k")
         if ok.status_code != 200:
             assert "cannot be reached" in ok.json()["detail"]
         await asyncio.sleep(0.25)

@@ -31,6 +31,7 @@ from graphyard.storage.errors import StoreUnsupported, Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
 from graphyard.storage.migrate import migrate as run_migrations
 from graphyard.storage.ports import StoreOptions
+from graphyard.storage.postgres.langgraph_store import TranslatingPostgresStore
 from graphyard.storage.postgres.saver import FencedPostgresSaver, TranslatingPostgresSaver
 from graphyard.storage.postgres.session import PostgresSession, Q, json_loads, translated
 from graphyard.storage.queries import load_migrations
@@ -168,7 +169,7 @@ class PostgresStorage:
         try:
             with translated():
                 await pool.open(wait=True, timeout=timeout)
-            langgraph_store = AsyncPostgresStore(pool, index=options.index, ttl=options.ttl)  # type: ignore[arg-type]
+            langgraph_store = TranslatingPostgresStore(pool, index=options.index, ttl=options.ttl)  # type: ignore[arg-type]
             self = cls(uri, pool, TranslatingPostgresSaver(pool), langgraph_store)
             await self.migrate()
             if options.ttl:
