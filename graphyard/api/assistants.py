@@ -81,7 +81,12 @@ async def _read_filter(request: Request, assistant_id: str) -> Json | None:
 
 
 @operation(
-    "Create an assistant", "assistants", body=CREATE, body_required=True, response=r.ref("Assistant"), errors=(404, 409)
+    "Create an assistant",
+    "assistants",
+    body=CREATE,
+    body_required=True,
+    response=r.ref("Assistant"),
+    errors=(400, 404, 409),
 )
 async def create(request: Request) -> Response:
     body = await s.body(request, CREATE)
@@ -119,7 +124,9 @@ async def get(request: Request) -> Response:
     return s.json_response(s.assistant_json(await assistants.get(services(request), assistant_id, flt)))
 
 
-@operation("Update an assistant (a new version)", "assistants", body=PATCH, response=r.ref("Assistant"), errors=(404,))
+@operation(
+    "Update an assistant (a new version)", "assistants", body=PATCH, response=r.ref("Assistant"), errors=(400, 404)
+)
 async def patch(request: Request) -> Response:
     assistant_id = s.path_uuid(request, "assistant_id", "assistant")
     body = await s.body(request, PATCH)

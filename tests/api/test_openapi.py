@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from graphyard.api import a2a_routes, mcp_routes, routes, threads
 from graphyard.api.openapi import document, operation, operation_of
-from tests.api.support import GRAPHS_DIR, Server, StartServer, obj
+from tests.api.support import GRAPHS_DIR, Server, StartServer, obj, system_assistant_id
 
 CHECKS = [
     not_a_server_error,
@@ -337,6 +337,10 @@ async def test_real_responses_of_every_route_conform_to_the_document(
     assert not problems, "\n\n".join(problems)
 
 
+BOTH = {"config": {"configurable": {"a": 1}}, "context": {"a": 1}}
+ECHO_ID = system_assistant_id("echo")
+
+
 async def test_error_responses_conform_to_the_document(api: OpenApiSchema, raw: httpx.AsyncClient) -> None:
     """Typical 404, 422, 409 and 400 answers are documented for their operations and match their schemas."""
     missing = str(uuid.uuid4())
@@ -355,6 +359,9 @@ async def test_error_responses_conform_to_the_document(api: OpenApiSchema, raw: 
         ("POST", "/assistants/{assistant_id}/latest", {"assistant_id": missing}, {"version": 1}, None, 404),
         # Found by scripts/fuzz: an empty cron update is a 400 the document did not list.
         ("PATCH", "/runs/crons/{cron_id}", {"cron_id": cron_id}, {}, None, 400),
+        # Found by scripts/fuzz: both configurable and context is the reference's 400.
+        ("POST", "/assistants", {}, {"graph_id": "echo", **BOTH}, None, 400),
+        ("PATCH", "/assistants/{assistant_id}", {"assistant_id": ECHO_ID}, BOTH, None, 400),
     ]
     for method, template, path, body, query, status in cases:
         response = await raw.request(method, template.format(**path), json=body, params=query)
