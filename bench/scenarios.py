@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import statistics
 import time
 import uuid
@@ -20,8 +19,6 @@ from langgraph_sdk.schema import StreamMode
 from bench.graphs import TOKENS
 from bench.server import Server
 from bench.stats import brief, summarize
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -51,16 +48,8 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def server_cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of the server process so far (all its threads)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    # After the ")" closing the command name, utime and stime are fields 12 and 13 (0-based).
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
 class Deadline:
-    """The scenario's time bound: loops stop early, and the results say so."""
+    """The scenario's time bound: loops stop early, and the results say so (`hit`)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -70,7 +59,12 @@ class Deadline:
     def passed(self) -> bool:
         if time.monotonic() >= self._end:
             self.hit = True
-        return self.hit
+            return True
+        return False
+
+    def share(self, fraction: float) -> None:
+        """Start one variant's share of the bound from now, so a slow server still measures every variant."""
+        self._end = time.monotonic() + self.seconds * fraction
 
 
 async def _timed(action: Callable[[], Awaitable[object]], count: int, deadline: Deadline) -> list[float]:
@@ -92,7 +86,7 @@ async def _repeat(action: Callable[[], Awaitable[object]], count: int) -> None:
 def _cpu_per_run(server: Server, cpu_before: float, runs: int) -> float | None:
     if runs == 0:
         return None
-    return round((server_cpu_seconds(server.pid) - cpu_before) * 1000.0 / runs, 3)
+    return round((server.cpu_seconds() - cpu_before) * 1000.0 / runs, 3)
 
 
 # --------------------------------------------------------------------------- wait_latency
@@ -116,7 +110,8 @@ async def wait_latency(server: Server, p: Params) -> Outcome:
 
         for name, action in (("stateful", stateful), ("stateless", stateless)):
             await _repeat(action, warmup)
-            cpu = server_cpu_seconds(server.pid)
+            deadline.share(1 / 2)
+            cpu = server.cpu_seconds()
             samples = await _timed(action, runs, deadline)
             results[name] = {
                 "latency_ms": summarize(samples),
@@ -167,8 +162,11 @@ class _StreamTiming:
     end_ms: float
 
 
-async def _raw_stream(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> _StreamTiming:
-    """POST a streaming run; time headers, first body byte, first event, first custom and end from the send."""
+async def _raw_stream(
+    http: httpx.AsyncClient, path: str, body: dict[str, Any], first_of: str = "custom"
+) -> _StreamTiming:
+    """POST a streaming run; time headers, first body byte, first event, the first `first_of` event (its name,
+    or a name under it: `messages` also matches `messages/partial`) and end of stream, all from the send."""
     first_byte = first_event = first_custom = -1.0
     buffer = b""
     start = time.perf_counter()
@@ -189,11 +187,11 @@ async def _raw_stream(http: httpx.AsyncClient, path: str, body: dict[str, Any]) 
                     first_event = now
                 if event == "error":
                     raise RuntimeError(f"run streamed an error event: {block!r}")
-                if event == "custom" and first_custom < 0:
+                if first_custom < 0 and (event == first_of or event.startswith(first_of + "/")):
                     first_custom = now
     end = _ms(start)
     if first_custom < 0:
-        raise RuntimeError("stream ended without a custom event")
+        raise RuntimeError(f"stream ended without a {first_of} event")
     return _StreamTiming(headers, first_byte, first_event, first_custom, end)
 
 
@@ -218,7 +216,8 @@ async def first_custom_event(server: Server, p: Params) -> Outcome:
             for name, path in (("thread", f"/threads/{thread_id}/runs/stream"), ("stateless", "/runs/stream")):
                 for _ in range(warmup):
                     await _raw_stream(http, path, body)
-                cpu = server_cpu_seconds(server.pid)
+                deadline.share(1 / 3)
+                cpu = server.cpu_seconds()
                 timings: list[_StreamTiming] = []
                 for _ in range(runs):
                     if deadline.passed():
@@ -247,6 +246,7 @@ async def first_custom_event(server: Server, p: Params) -> Outcome:
 
         for _ in range(warmup):
             await sdk_first_custom()
+        deadline.share(1 / 3)
         sdk_samples: list[float] = []
         for _ in range(runs):
             if deadline.passed():
@@ -262,6 +262,57 @@ async def first_custom_event(server: Server, p: Params) -> Outcome:
         f"first_custom_event: thread {brief(raw['first_custom_ms'])} (first byte p50 {raw['first_byte_ms']['p50']:.2f}"
         f" ms) | stateless p50 {stateless['p50']:.2f} p90 {stateless['p90']:.2f} p99 {stateless['p99']:.2f} ms"
         f" | via SDK p50 {sdk['first_custom_ms']['p50']:.2f} ms"
+    )
+    return Outcome({"runs": runs, "warmup": warmup, "max_seconds": p.max_seconds}, results, summary)
+
+
+# --------------------------------------------------------------------------- first_messages_event
+
+
+async def first_messages_event(server: Server, p: Params) -> Outcome:
+    """Sequential streamed runs of the 200-token graph with `stream_mode=["messages-tuple"]` over raw SSE: time
+    from sending the run-creating POST to the first `messages` event (each on a new thread, created untimed,
+    so history never grows), then the same stateless."""
+    runs = p.runs or 100
+    warmup = 10 if p.warmup is None else p.warmup
+    deadline = Deadline(p.max_seconds)
+    client = _client(server)
+    results: dict[str, Any] = {}
+    body = {"assistant_id": "tokens", "input": TOKENS_INPUT, "stream_mode": ["messages-tuple"]}
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60.0) as http:
+            for name in ("thread", "stateless"):
+
+                async def one(variant: str = name) -> _StreamTiming:
+                    if variant == "stateless":
+                        return await _raw_stream(http, "/runs/stream", body, first_of="messages")
+                    thread_id = (await client.threads.create())["thread_id"]
+                    return await _raw_stream(http, f"/threads/{thread_id}/runs/stream", body, first_of="messages")
+
+                for _ in range(warmup):
+                    await one()
+                deadline.share(1 / 2)
+                cpu = server.cpu_seconds()
+                timings: list[_StreamTiming] = []
+                for _ in range(runs):
+                    if deadline.passed():
+                        break
+                    timings.append(await one())
+                results[name] = {
+                    "headers_ms": summarize([t.headers_ms for t in timings]),
+                    "first_event_ms": summarize([t.first_event_ms for t in timings]),
+                    "first_messages_ms": summarize([t.first_custom_ms for t in timings]),
+                    "end_of_stream_ms": summarize([t.end_ms for t in timings]),
+                    "server_cpu_ms_per_run": _cpu_per_run(server, cpu, len(timings)),
+                }
+    finally:
+        await client.aclose()
+    results["truncated_by_deadline"] = deadline.hit
+    thread, stateless = results["thread"], results["stateless"]
+    summary = (
+        f"first_messages_event: new thread {brief(thread['first_messages_ms'])} (end of stream p50"
+        f" {thread['end_of_stream_ms']['p50']:.1f} ms) | stateless p50 {stateless['first_messages_ms']['p50']:.2f}"
+        f" p99 {stateless['first_messages_ms']['p99']:.2f} ms"
     )
     return Outcome({"runs": runs, "warmup": warmup, "max_seconds": p.max_seconds}, results, summary)
 
@@ -313,7 +364,8 @@ async def protocol_first_values(server: Server, p: Params) -> Outcome:
 
             for _ in range(warmup):
                 await _protocol_run(http, thread_id())
-            cpu = server_cpu_seconds(server.pid)
+            deadline.share(1 / 2)
+            cpu = server.cpu_seconds()
             samples: list[tuple[float, float, float]] = []
             for _ in range(runs):
                 if deadline.passed():
@@ -348,6 +400,7 @@ async def throughput(server: Server, p: Params, *, clients: int | None = None) -
     sdk_clients = [_client(server) for _ in range(n_clients)]
     latencies: list[float] = []
     errors: list[str] = []
+    transport_errors = 0
     async with httpx.AsyncClient(base_url=server.url, timeout=60.0) as probe_http:
         probe_idle = await _probe_samples(probe_http, 40)
         try:
@@ -358,6 +411,7 @@ async def throughput(server: Server, p: Params, *, clients: int | None = None) -
                     await client.runs.wait(thread_id, "noop", input={})
 
             async def worker(client: LangGraphClient, thread_id: str) -> int:
+                nonlocal transport_errors
                 done = 0
                 for _ in range(per_client):
                     if deadline.passed():
@@ -367,6 +421,8 @@ async def throughput(server: Server, p: Params, *, clients: int | None = None) -
                         await client.runs.wait(thread_id, "noop", input={})
                     except Exception as exc:  # noqa: BLE001 - counted and reported in the results, not hidden
                         errors.append(repr(exc))
+                        # A connection refused, reset or timed out, as opposed to an HTTP error status.
+                        transport_errors += isinstance(exc, httpx.TransportError)
                         continue
                     latencies.append(_ms(start))
                     done += 1
@@ -374,7 +430,7 @@ async def throughput(server: Server, p: Params, *, clients: int | None = None) -
 
             pairs = list(zip(sdk_clients, threads, strict=True))
             await asyncio.gather(*(warm(c, t) for c, t in pairs))
-            cpu = server_cpu_seconds(server.pid)
+            cpu = server.cpu_seconds()
             stop_probe = asyncio.Event()
             probe = asyncio.create_task(_probe_until(probe_http, stop_probe))
             start = time.perf_counter()
@@ -392,6 +448,7 @@ async def throughput(server: Server, p: Params, *, clients: int | None = None) -
     results: dict[str, Any] = {
         "completed_runs": completed,
         "errors": len(errors),
+        "transport_errors": transport_errors,
         "error_samples": errors[:5],
         "wall_seconds": round(wall, 3),
         "runs_per_second": round(rate, 2),
@@ -402,7 +459,8 @@ async def throughput(server: Server, p: Params, *, clients: int | None = None) -
         "truncated_by_deadline": deadline.hit,
     }
     summary = (
-        f"throughput: {rate:.1f} runs/s ({completed} runs, {n_clients} clients, {len(errors)} errors)"
+        f"throughput: {rate:.1f} runs/s ({completed} runs, {n_clients} clients, {len(errors)} errors,"
+        f" {transport_errors} transport)"
         f" | latency {brief(latency)} | GET /ok under load p50 {loaded['p50']:.1f} p99 {loaded['p99']:.1f}"
         f" max {loaded['max']:.1f} ms (idle p50 {idle['p50']:.1f})"
     )
@@ -485,6 +543,7 @@ async def memory(server: Server, p: Params) -> Outcome:
         samples.append(sample(0, "started"))
         await _repeat(streamed_run, warmup)
         samples.append(sample(0, "after warm-up"))
+        deadline.share(2 / 3)
         done = await batch(total, 0, "measured")
         first_done = done
         if p.settle_seconds > 0:
@@ -492,6 +551,7 @@ async def memory(server: Server, p: Params) -> Outcome:
             # if the freed memory is reused, RSS stays where it was instead of growing at the same rate.
             await asyncio.sleep(p.settle_seconds)
             samples.append(sample(done, "idle"))
+            deadline.share(1 / 3)
             done = await batch(second, done, "after idle")
     finally:
         await client.aclose()
@@ -650,7 +710,8 @@ async def large_state(server: Server, p: Params) -> Outcome:
 
         for name, action in (("get_state", get_state), ("get", get_thread), ("get_history_2", get_history)):
             await _repeat(action, warmup)
-            cpu = server_cpu_seconds(server.pid)
+            deadline.share(1 / 3)
+            cpu = server.cpu_seconds()
             samples = await _timed(action, runs, deadline)
             results[name] = {
                 "latency_ms": summarize(samples),
@@ -691,17 +752,19 @@ async def burst(server: Server, p: Params) -> Outcome:
                 await client.runs.create(thread_id, "noop", input={})
                 create_ms.append(_ms(start))
 
-        cpu = server_cpu_seconds(server.pid)
+        cpu = server.cpu_seconds()
         start = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(senders)))
         created_s = time.perf_counter() - start
         created = len(create_ms)
+        # Threads never sent a run (the deadline cut the senders short) are idle too: done = all idle.
         idle = 0
         while not deadline.passed():
             idle = await client.threads.count(status="idle")
-            if idle >= created:
+            if idle >= total:
                 break
             await asyncio.sleep(0.05)
+        idle -= total - created
         completed_s = time.perf_counter() - start
         cpu_per_run = _cpu_per_run(server, cpu, created)
     finally:
@@ -739,6 +802,7 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("wait_latency", wait_latency, n_jobs=10),
         Scenario("first_custom_event", first_custom_event, n_jobs=10),
+        Scenario("first_messages_event", first_messages_event, n_jobs=10),
         Scenario("protocol_first_values", protocol_first_values, n_jobs=10),
         Scenario("throughput", throughput, n_jobs=32),
         Scenario("throughput_64", throughput_64, n_jobs=32),
