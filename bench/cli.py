@@ -12,6 +12,7 @@ import time
 import traceback
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bench import report
 from bench.results import RESULTS_DIR, SCHEMA_VERSION, load_average, machine_facts, write_result
@@ -109,6 +110,17 @@ def _worker_counts(args: argparse.Namespace) -> list[int]:
     if not args.database_url or not args.redis_url:
         raise SystemExit("bench: --pg-workers needs --database-url and --redis-url (or DATABASE_URI and REDIS_URI)")
     return counts
+
+
+def _redacted(arg: str) -> str:
+    """A URL's password never reaches the results file."""
+    if "://" not in arg:
+        return arg
+    parts = urlsplit(arg)
+    if parts.password is None:
+        return arg
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 async def _sample_rss(server: Server, into: list[int], stop: asyncio.Event) -> None:
@@ -209,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     combined = {
         "schema_version": SCHEMA_VERSION,
         "machine": {**machine_facts(), "load_average_before": load_before, "load_average_after": load_after},
-        "command": ["scripts/bench", *(argv if argv is not None else sys.argv[1:])],
+        "command": ["scripts/bench", *(_redacted(a) for a in (argv if argv is not None else sys.argv[1:]))],
         "backend": backend.name,
         "reference_packages": reference_versions,
         "pg_workers": worker_counts,
