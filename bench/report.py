@@ -20,6 +20,8 @@ class Row:
     # The target where the project states one (README "Speed", bench/README); "" when it states none.
     target: str = ""
     digits: int = 2
+    # A count (errors, runs done) has no meaningful ratio.
+    ratio: bool = True
 
 
 def _get(suite: Suite, scenario: str, *path: str) -> float | None:
@@ -70,10 +72,10 @@ ROWS: list[Row] = [
     Row("server CPU per noop run, 64 clients", "ms", _at("throughput_64", "server_cpu_ms_per_run")),
     Row("noop throughput, 32 clients", "runs/s", _at("throughput", "runs_per_second"), digits=1),
     Row("noop latency p99, 32 clients", "ms", _at("throughput", "latency_ms", "p99"), digits=0),
-    Row("transport errors, 32 clients", "", _at("throughput", "transport_errors"), "0", digits=0),
+    Row("transport errors, 32 clients", "", _at("throughput", "transport_errors"), "0", 0, ratio=False),
     Row("noop throughput, 64 clients", "runs/s", _at("throughput_64", "runs_per_second"), "≥ 220", digits=1),
     Row("noop latency p99, 64 clients", "ms", _at("throughput_64", "latency_ms", "p99"), "≤ 1000", digits=0),
-    Row("transport errors, 64 clients", "", _at("throughput_64", "transport_errors"), "0", digits=0),
+    Row("transport errors, 64 clients", "", _at("throughput_64", "transport_errors"), "0", 0, ratio=False),
     Row("burst of 2,000 runs: create rate", "runs/s", _at("burst", "create_rate_per_second"), digits=1),
     Row("burst of 2,000 runs: completion rate", "runs/s", _at("burst", "completion_rate_per_second"), digits=1),
     Row(
@@ -91,7 +93,7 @@ ROWS: list[Row] = [
     Row("1 MiB state: `threads.get` p50", "ms", _at("large_state", "get", "latency_ms", "p50")),
     Row("1 MiB state: `get_history(limit=2)` p50", "ms", _at("large_state", "get_history_2", "latency_ms", "p50")),
     Row("server RSS, peak over the scenario set", "MiB", _peak_rss_mib, digits=1),
-    Row("200-token streams on deleted threads: runs done", "", _at("memory_tokens", "completed_runs"), digits=0),
+    Row("200-token streams on deleted threads: runs done", "", _at("memory_tokens", "completed_runs"), "", 0, False),
     Row("200-token streams, threads deleted: RSS warm", "MiB", _mib("memory_tokens", "baseline_rss_kb"), digits=1),
     Row(
         "200-token streams, threads deleted: RSS past retention",
@@ -148,9 +150,10 @@ def table_rows(graphyard: Suite, reference: Suite | None, pg_workers: list[int])
                 "unit": row.unit,
                 "graphyard": ours,
                 "reference": theirs,
-                "ratio": ours / theirs if ours is not None and theirs else None,
+                "ratio": ours / theirs if row.ratio and ours is not None and theirs else None,
                 "target": row.target,
                 "_digits": row.digits,
+                "_ratio": row.ratio,
             }
         )
     return out
@@ -166,7 +169,8 @@ def markdown(rows: list[dict[str, Any]], with_reference: bool) -> str:
         unit = f" ({row['unit']})" if row["unit"] else ""
         cells = [row["measure"] + unit, _fmt(row["graphyard"], row["_digits"])]
         if with_reference:
-            cells += [_fmt(row["reference"], row["_digits"]), _ratio(row["graphyard"], row["reference"])]
+            ratio = _ratio(row["graphyard"], row["reference"]) if row["_ratio"] else ""
+            cells += [_fmt(row["reference"], row["_digits"]), ratio]
         cells.append(row["target"] or "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -529,7 +529,7 @@ async def memory(server: Server, p: Params) -> Outcome:
     second = total // 2
 
     async def batch(count: int, done: int, label: str) -> int:
-        end = done + count
+        first, end = done, done + count
         while done < end and not deadline.passed():
             start = time.perf_counter()
             await streamed_run()
@@ -537,6 +537,8 @@ async def memory(server: Server, p: Params) -> Outcome:
             done += 1
             if done % every == 0 or done == end:
                 samples.append(sample(done, label))
+        if first < done < end and done % every:
+            samples.append(sample(done, label))  # cut short by the deadline: where it got to
         return done
 
     try:
