@@ -182,7 +182,8 @@ class Execution:
             self.log.warning("thread protocol events dropped for this attempt: broker unreachable", error=str(exc))
 
     async def publish(self, event: str, data: Any) -> None:
-        """Encode once; the bytes go to the run's stream and to its thread's stream."""
+        """Encode once (anything a graph streams: `dumps` reduces it as `to_jsonable` would, so callers pass
+        it as it is rather than encoding it twice); the bytes go to the run's stream and to its thread's."""
         encoded = dumps(data)
         await self.outbox.publish(self.channel, event, encoded, keep=self.keep)
         # Thread streams always carry ids, so they keep events for Last-Event-ID; a temporary
@@ -286,7 +287,7 @@ class Execution:
                     if not ns or subgraphs:
                         yield ns, mode, chunk
                     continue
-                await self.publish("events", to_jsonable(event))
+                await self.publish("events", event)
             return
         async for ns, mode, chunk in graph.astream(graph_input, config, **options):
             if ns and not subgraphs:
@@ -321,7 +322,7 @@ class Execution:
             if _LANGGRAPH_MODE.get(wanted) != mode:
                 continue
             if wanted == "messages-tuple":
-                await self.publish(f"messages{suffix}", to_jsonable(list(chunk)))
+                await self.publish(f"messages{suffix}", list(chunk))
             elif wanted == "messages":
                 await self._forward_message(chunk)
             else:
@@ -334,14 +335,14 @@ class Execution:
         message_id = getattr(message, "id", None) or ""
         if message_id not in self.message_seen:
             self.message_seen.add(message_id)
-            await self.publish("messages/metadata", {message_id: {"metadata": to_jsonable(metadata)}})
+            await self.publish("messages/metadata", {message_id: {"metadata": metadata}})
         if isinstance(message, BaseMessageChunk):
             previous = self.message_parts.get(message_id)
             merged = message if previous is None else previous + message
             self.message_parts[message_id] = merged
-            await self.publish("messages/partial", [to_jsonable(merged)])
+            await self.publish("messages/partial", [merged])
         else:
-            await self.publish("messages/complete", [to_jsonable(message)])
+            await self.publish("messages/complete", [message])
 
     async def _has_own_checkpoint(self) -> bool:
         config = st.thread_config(self.run.thread_id)
