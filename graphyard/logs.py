@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json as stdjson
 import logging
 import os
 import random
 import sys
 import time
+from typing import Any
 
+import orjson
 import structlog
 
 # The reference's switch for JSON logs; any of these values turns it on.
@@ -26,6 +29,61 @@ def _logger_key(_: object, __: str, event: structlog.typing.EventDict) -> struct
     return event
 
 
+# Console lines: `<timestamp> [<level>] <event> [<logger>] key=value ...`, the layout of structlog's
+# ConsoleRenderer without colours, written out directly: that renderer builds a StringIO per field
+# and was most of the cost of a log line, and the run engine logs a few lines per run.
+_LEVEL_WIDTH = 9  # the longest level name structlog pads to ("exception")
+_EVENT_WIDTH = 30
+_QUOTED = frozenset(" \t=\r\n\"'")
+
+
+def _console_value(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if _QUOTED.intersection(value) else value
+    return repr(value)
+
+
+def _console(_: object, __: str, event: structlog.typing.EventDict) -> str:
+    stack = event.pop("stack", None)
+    exception = event.pop("exception", None)
+    parts: list[str] = []
+    timestamp = event.pop("timestamp", None)
+    if timestamp is not None:
+        parts.append(str(timestamp))
+    level = event.pop("level", None)
+    if level is not None:
+        parts.append(f"[{level:<{_LEVEL_WIDTH}}]")
+    message = event.pop("event", None)
+    if message is not None:
+        parts.append(f"{message!s:<{_EVENT_WIDTH}}")
+    for key in ("logger", "logger_name"):
+        name = event.pop(key, None)
+        if name is not None:
+            parts.append(f"[{name}]")
+    parts.extend(f"{key}={_console_value(event[key])}" for key in sorted(event))
+    line = " ".join(parts).rstrip(" ")
+    if stack is not None:
+        line += "\n" + str(stack)
+        if exception is not None:
+            line += "\n\n" + "=" * 79 + "\n"
+    if exception is not None:
+        line += "\n" + str(exception)
+    return line
+
+
+def _json_default(value: Any) -> Any:
+    structlog_repr = getattr(value, "__structlog__", None)
+    return structlog_repr() if callable(structlog_repr) else repr(value)
+
+
+def _json(_: object, __: str, event: structlog.typing.EventDict) -> str:
+    try:
+        return orjson.dumps(event, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        # Integers beyond 64 bits, nesting past orjson's limit: the standard library takes them.
+        return stdjson.dumps(event, default=_json_default)
+
+
 def configure(level: str = "INFO", *, json: bool | None = None) -> None:
     """Set up structlog once; run and thread ids are bound by callers with `log.bind(...)`.
     Below-level calls return at once (a filtering bound logger): nothing is formatted for them.
@@ -36,9 +94,7 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
     if not isinstance(level_number, int):
         raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
     logging.basicConfig(stream=sys.stderr, level=level_number, format="%(message)s")
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: structlog.typing.Processor = _json if json else _console
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

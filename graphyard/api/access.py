@@ -4,6 +4,7 @@ time, and the HTTP request metrics."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -16,6 +17,23 @@ log = get_logger("graphyard.access")
 
 # Health checks are polled constantly; a line for each would drown the rest.
 QUIET_PATHS = frozenset({"/ok"})
+
+
+_Series = tuple[Any, Any]
+# The metric children of each (method, route, status): prometheus_client's labels() locks and validates
+# on every call. Same cardinality as the metrics themselves.
+_SERIES: dict[tuple[str, str, int], _Series] = {}
+
+
+def _series(method: str, route: str, status: int) -> _Series:
+    key = (method, route, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (
+            metrics.HTTP_REQUESTS.labels(method=method, path=route, status=str(status)),
+            metrics.HTTP_LATENCY.labels(method=method, path=route),
+        )
+    return series
 
 
 def route_template(scope: Scope) -> str:
@@ -64,8 +82,9 @@ class AccessMiddleware:
         finally:
             ms = (time.perf_counter() - started) * 1000
             route = route_template(scope)
-            metrics.HTTP_REQUESTS.labels(method=method, path=route, status=str(status)).inc()
-            metrics.HTTP_LATENCY.labels(method=method, path=route).observe(ms)
+            requests, latency = _series(method, route, status)
+            requests.inc()
+            latency.observe(ms)
             if scope["path"] not in QUIET_PATHS:
                 log.info("request", method=method, route=route, status=status, ms=round(ms, 1))
             if span is not None:

@@ -11,27 +11,34 @@ from graphyard.records import Json
 from graphyard.services.context import Services
 
 
+def _state(request: HTTPConnection, key: str) -> Any:
+    # The request's state dict itself: `getattr(request.state, key, None)` raises and catches an
+    # AttributeError (with its message formatted) for every key that is absent, on every request.
+    state = request.scope.get("state")
+    return state.get(key) if state is not None else None
+
+
 def services(request: HTTPConnection) -> Services:
-    svc = request.state.services
+    svc = _state(request, "services")
     assert isinstance(svc, Services)
     return svc
 
 
 def project_auth(request: HTTPConnection) -> ProjectAuth | None:
     """The project's auth, or None when langgraph.json configures none (the server is open)."""
-    auth: ProjectAuth | None = getattr(request.state, "auth", None)
+    auth: ProjectAuth | None = _state(request, "auth")
     return auth
 
 
 def copied_headers(request: HTTPConnection) -> Json:
     """The request headers `http.configurable_headers` copies into a run's configurable ({} by default)."""
-    copier = getattr(request.state, "configurable_headers", None)
+    copier = _state(request, "configurable_headers")
     return copier(request.headers) if copier is not None else {}
 
 
 def auth_user(request: HTTPConnection) -> AuthUser | None:
     """The user the auth middleware authenticated, or None without auth."""
-    user: AuthUser | None = getattr(request.state, "auth_user", None)
+    user: AuthUser | None = _state(request, "auth_user")
     return user
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import uuid
@@ -11,13 +10,14 @@ from typing import Any
 
 import orjson
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from graphyard.api import responses as r
 from graphyard.api import schemas as s
 from graphyard.api.deps import auth_user, authorize, copied_headers, project_auth, services
 from graphyard.api.openapi import SSE, Query, operation
 from graphyard.api.sse import error_frame, relay, sse_response, wants
+from graphyard.api.waiting import WaitResponse
 from graphyard.broker.ports import Subscription
 from graphyard.errors import NotFound, Unprocessable
 from graphyard.records import RUN_TERMINAL, CancelAction, Json, Run, system_assistant_id
@@ -128,6 +128,11 @@ async def create_listened(request: Request, payload: Json, *, thread_id: str | N
     sub = await svc.broker.subscribe(run_channel(run_id))
     try:
         run = await create_run(request, payload, thread_id=thread_id, run_id=run_id)
+        if run.run_id != run_id:
+            # The thread's run in flight came back instead (prevent_insert_if_inflight): listen to that one,
+            # from the start of its stream, since it may have ended already.
+            await sub.aclose()
+            sub = await svc.broker.subscribe(run_channel(run.run_id), last_event_id="-")
     except BaseException:
         await sub.aclose()
         raise
@@ -253,51 +258,30 @@ async def batch(request: Request) -> Response:
 # --- waiting ------------------------------------------------------------------------------------
 
 
-async def _final_json(svc: Services, run: Run, sub: Subscription | None = None) -> AsyncIterator[bytes]:
-    """A JSON document streamed after whitespace keep-alives, as the reference's wait/join do."""
-    waiter = asyncio.ensure_future(runs.result(svc, run.run_id, sub))
-    try:
-        while True:
-            done, _ = await asyncio.wait({waiter}, timeout=5.0)
-            if done:
-                break
-            yield b"\n"
-        found, output = waiter.result()
-    finally:
-        if not waiter.done():
-            waiter.cancel()
+async def _final_json(svc: Services, run: Run, sub: Subscription | None = None) -> bytes:
+    """The run's output as the reference's wait/join send it (or the error of a run that is gone)."""
+    found, output = await runs.result(svc, run.run_id, sub)
     if not found:
-        yield dumps({"__error__": {"error": "NotFound", "message": "Run not found"}})
-        return
-    yield dumps(output)
+        return dumps({"__error__": {"error": "NotFound", "message": "Run not found"}})
+    return dumps(output)
 
 
-def _json_stream(body: AsyncIterator[bytes], headers: dict[str, str]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="application/json", headers=headers)
+def _wait_response(
+    svc: Services, run: Run, headers: dict[str, str], *, sub: Subscription | None = None, cancel_if_abandoned: bool
+) -> WaitResponse:
+    """The output when the run ends, whitespace keep-alives until then; with cancel_if_abandoned, a client
+    that goes away before the end cancels the run."""
+    on_abandoned = functools.partial(_cancel_quietly, svc, run) if cancel_if_abandoned else None
+    return WaitResponse(functools.partial(_final_json, svc, run, sub), headers, on_abandoned=on_abandoned)
 
 
 async def _wait(request: Request, *, stateless: bool) -> Response:
-    svc = services(request)
     thread_id = None if stateless else _thread_id(request)
     payload = await s.body(request, RUN_CREATE)
     run, sub = await create_listened(request, payload, thread_id=thread_id)
     headers = _locations(run, stateless, "join")
-    cancel_on_disconnect = payload.get("on_disconnect") == "cancel"
-    body = _final_json(svc, run, sub)
-    if cancel_on_disconnect:
-        body = _cancel_when_abandoned(svc, run, body)
-    return _json_stream(body, headers)
-
-
-async def _cancel_when_abandoned(svc: Services, run: Run, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    finished = False
-    try:
-        async for chunk in body:
-            yield chunk
-        finished = True
-    finally:
-        if not finished:
-            await asyncio.shield(_cancel_quietly(svc, run))
+    cancel = payload.get("on_disconnect") == "cancel"
+    return _wait_response(services(request), run, headers, sub=sub, cancel_if_abandoned=cancel)
 
 
 async def _cancel_quietly(svc: Services, run: Run) -> None:
@@ -355,10 +339,7 @@ async def join(request: Request) -> Response:
     run = await runs.find_joinable(svc, thread_id, run_id, flt)
     if isinstance(run, runs.Ended):
         return s.json_response(run.output, headers=location)
-    body = _final_json(svc, run)
-    if s.query_bool(request, "cancel_on_disconnect"):
-        body = _cancel_when_abandoned(svc, run, body)
-    return _json_stream(body, location)
+    return _wait_response(svc, run, location, cancel_if_abandoned=s.query_bool(request, "cancel_on_disconnect"))
 
 
 # --- streaming ------------------------------------------------------------------------------------

@@ -85,8 +85,14 @@ async def relay(
                 finished = True
                 yield error_frame(type(exc).__name__, "The event stream failed; reconnect with Last-Event-ID")
                 return
-            if not item.event.startswith("__") and (accept is None or accept(item.event)):
-                yield frame(item.event, item.data, item.id if with_ids else None)
+            # What else has arrived meanwhile goes out in the same chunk (one write, not one per event).
+            frames = [
+                frame(event.event, event.data, event.id if with_ids else None)
+                for event in (item, *sub.received())
+                if not event.event.startswith("__") and (accept is None or accept(event.event))
+            ]
+            if frames:
+                yield frames[0] if len(frames) == 1 else b"".join(frames)
     finally:
         metrics.STREAM_SUBSCRIBERS.dec()
         await sub.aclose()

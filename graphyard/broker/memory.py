@@ -52,6 +52,7 @@ class MemorySubscription:
         self._queue = queue
         self._replay = deque(replay)
         self._done = False
+        self._ended = False  # received() met the end marker: the next __anext__ ends the subscription
 
     def __aiter__(self) -> MemorySubscription:
         return self
@@ -61,11 +62,26 @@ class MemorySubscription:
             return self._replay.popleft()
         if self._done:
             raise StopAsyncIteration
+        if self._ended:
+            await self.aclose()
+            raise StopAsyncIteration
         item = await self._queue.get()
         if item is _END:
             await self.aclose()
             raise StopAsyncIteration
         return item
+
+    def received(self) -> list[StreamEvent]:
+        events = list(self._replay)
+        self._replay.clear()
+        queue = self._queue
+        while not self._done and not self._ended and not queue.empty():
+            item = queue.get_nowait()
+            if item is _END:
+                self._ended = True
+            else:
+                events.append(item)
+        return events
 
     async def aclose(self) -> None:
         self._done = True

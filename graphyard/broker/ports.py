@@ -26,6 +26,10 @@ class Subscription(Protocol):
 
     async def __anext__(self) -> StreamEvent: ...
 
+    def received(self) -> list[StreamEvent]:
+        """The events already here, in order, taken without waiting (often none): how a reader takes a burst
+        in one go. The end of the stream is never among them; the next __anext__ says so."""
+
     async def aclose(self) -> None:
         """Stop listening, without suspending: it runs in `finally` blocks of cancelled tasks."""
 

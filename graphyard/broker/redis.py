@@ -120,6 +120,11 @@ class RedisSubscription:
             self._accept(entries)
         return self._buffer.popleft()
 
+    def received(self) -> list[StreamEvent]:
+        events = list(self._buffer)
+        self._buffer.clear()
+        return events
+
     async def _read(self, cursor: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
         # Each XREAD waits at most block_ms; looping keeps the wait cancellable and bounded per call.
         redis = self._broker.redis

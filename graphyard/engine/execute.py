@@ -10,6 +10,17 @@ from typing import Any, cast
 
 from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels import (
+    AnyValue,
+    BinaryOperatorAggregate,
+    EphemeralValue,
+    LastValue,
+    LastValueAfterFinish,
+    NamedBarrierValue,
+    NamedBarrierValueAfterFinish,
+    Topic,
+)
+from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -56,6 +67,22 @@ _LANGGRAPH_MODE = {
     "messages-tuple": "messages",
     "messages": "messages",
 }
+
+# LangGraph's channel types whose checkpoint holds exactly what the channel holds (not UntrackedValue, never
+# checkpointed; not a user's own type): with only these among a graph's values, the values of a
+# `checkpoints` chunk are what reading that checkpoint back would give.
+_CHECKPOINTED_CHANNELS: frozenset[type] = frozenset(
+    {
+        AnyValue,
+        BinaryOperatorAggregate,
+        EphemeralValue,
+        LastValue,
+        LastValueAfterFinish,
+        NamedBarrierValue,
+        NamedBarrierValueAfterFinish,
+        Topic,
+    }
+)
 
 
 class RunCancelled(Exception):
@@ -155,7 +182,8 @@ class Execution:
             self.log.warning("thread protocol events dropped for this attempt: broker unreachable", error=str(exc))
 
     async def publish(self, event: str, data: Any) -> None:
-        """Encode once; the bytes go to the run's stream and to its thread's stream."""
+        """Encode once (anything a graph streams: `dumps` reduces it as `to_jsonable` would, so callers pass
+        it as it is rather than encoding it twice); the bytes go to the run's stream and to its thread's."""
         encoded = dumps(data)
         await self.outbox.publish(self.channel, event, encoded, keep=self.keep)
         # Thread streams always carry ids, so they keep events for Last-Event-ID; a temporary
@@ -170,6 +198,10 @@ class Execution:
         graph_id = config["configurable"]["graph_id"]
         requested = list(kwargs.get("stream_mode") or ["values"])
         modes = {_LANGGRAPH_MODE[m] for m in requested if m in _LANGGRAPH_MODE} | {"values", "updates"}
+        if not run.temporary and not self.protocol and "events" not in requested:
+            # The last checkpoint LangGraph wrote comes out of the stream, so the thread's state after the run
+            # need not be read back from the checkpointer (see _final_snapshot).
+            modes.add("checkpoints")
         subgraphs = bool(kwargs.get("subgraphs"))
         if self.span is not None:
             # The run's config comes from JSON, so it carries no callbacks of its own to keep.
@@ -186,6 +218,8 @@ class Execution:
             graph_input = None  # a retried run resumes from the checkpoint it last wrote
         await self.publish("metadata", {"run_id": run.run_id, "attempt": run.attempt})
         last_values: Any = None
+        last_checkpoint: Any = None
+        interrupted = False
         interrupts: list[Any] = []
         try:
             access = GraphAccess("threads.create_run", run_user(run), run_context=dict(kwargs.get("context") or {}))
@@ -201,10 +235,16 @@ class Execution:
                     if not ns:
                         if mode == "values":
                             last_values = chunk
+                        elif mode == "checkpoints":
+                            last_checkpoint = chunk
                         elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
+                            interrupted = True
                             interrupts.extend(chunk["__interrupt__"])
                     await self._forward(requested, ns, mode, chunk)
-                snapshot = await self._snapshot(graph) if checkpointer is not None else None
+                snapshot = None
+                if checkpointer is not None:
+                    streamed = None if interrupted else self._final_snapshot(graph, config, last_checkpoint)
+                    snapshot = streamed or await self._snapshot(graph)
         except asyncio.CancelledError:
             raise
         except RunCancelled:
@@ -247,7 +287,7 @@ class Execution:
                     if not ns or subgraphs:
                         yield ns, mode, chunk
                     continue
-                await self.publish("events", to_jsonable(event))
+                await self.publish("events", event)
             return
         async for ns, mode, chunk in graph.astream(graph_input, config, **options):
             if ns and not subgraphs:
@@ -282,7 +322,7 @@ class Execution:
             if _LANGGRAPH_MODE.get(wanted) != mode:
                 continue
             if wanted == "messages-tuple":
-                await self.publish(f"messages{suffix}", to_jsonable(list(chunk)))
+                await self.publish(f"messages{suffix}", list(chunk))
             elif wanted == "messages":
                 await self._forward_message(chunk)
             else:
@@ -295,14 +335,14 @@ class Execution:
         message_id = getattr(message, "id", None) or ""
         if message_id not in self.message_seen:
             self.message_seen.add(message_id)
-            await self.publish("messages/metadata", {message_id: {"metadata": to_jsonable(metadata)}})
+            await self.publish("messages/metadata", {message_id: {"metadata": metadata}})
         if isinstance(message, BaseMessageChunk):
             previous = self.message_parts.get(message_id)
             merged = message if previous is None else previous + message
             self.message_parts[message_id] = merged
-            await self.publish("messages/partial", [to_jsonable(merged)])
+            await self.publish("messages/partial", [merged])
         else:
-            await self.publish("messages/complete", [to_jsonable(message)])
+            await self.publish("messages/complete", [message])
 
     async def _has_own_checkpoint(self) -> bool:
         config = st.thread_config(self.run.thread_id)
@@ -313,6 +353,30 @@ class Execution:
     async def _snapshot(self, graph: Any) -> ThreadSnapshot:
         snap = await graph.aget_state(st.thread_config(self.run.thread_id))
         return st.thread_snapshot(snap)
+
+    def _final_snapshot(self, graph: Any, config: RunnableConfig, checkpoint: Any) -> ThreadSnapshot | None:
+        """The thread's state after a run that ran to its end, from the last checkpoint LangGraph streamed
+        (the one it wrote last), or None when only reading the checkpointer can tell: the run was
+        interrupted or stops before a node (breakpoints), it started from an older checkpoint (the thread's
+        latest may be another one), or a state channel's checkpoint differs from its value."""
+        if self.protocol or not isinstance(checkpoint, dict) or checkpoint.get("next"):
+            return None
+        if not isinstance(graph, Pregel):
+            return None
+        kwargs = self.run.kwargs
+        if kwargs.get("interrupt_before") or kwargs.get("interrupt_after"):
+            return None
+        if graph.interrupt_before_nodes or graph.interrupt_after_nodes:
+            return None
+        configurable = config.get("configurable") or {}
+        if configurable.get("checkpoint_id") or configurable.get("checkpoint_map"):
+            return None
+        keys = graph.stream_channels_asis
+        for key in (keys,) if isinstance(keys, str) else keys:
+            if type(graph.channels.get(key)) not in _CHECKPOINTED_CHANNELS:
+                return None
+        values = to_jsonable(checkpoint.get("values"))
+        return ThreadSnapshot(values=values, interrupts={}, error=None, has_next=False)
 
 
 async def thread_snapshot(svc: Services, run: Run) -> ThreadSnapshot | None:

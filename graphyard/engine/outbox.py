@@ -44,7 +44,14 @@ class Outbox:
         self._bytes = 0
         self._dropped = 0
         self._flusher: asyncio.Task[None] | None = None
-        self._outage = Outage(log.bind(run_id=run_id), "broker")
+        self._outage_log: Outage | None = None
+
+    @property
+    def _outage(self) -> Outage:
+        # Made at the first failure: binding a logger for every run's outbox costs more than the run's events.
+        if self._outage_log is None:
+            self._outage_log = Outage(log.bind(run_id=self._run_id), "broker")
+        return self._outage_log
 
     @property
     def dropped(self) -> int:

@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from graphyard import metrics, tracing
 from graphyard.broker.errors import BrokerUnavailable
@@ -93,41 +94,49 @@ class Worker:
         storage = self.svc.storage
         outage = Outage(self.log, "database")
         failures = 0
-        while not stop.is_set():
-            if len(self._tasks) >= self.concurrency:
-                self._slot_free.clear()
-                await _first(stop.wait(), self._slot_free.wait())
-                continue
-            claim_started = time.time_ns()
-            sent = time.monotonic()
-            try:
-                async with storage.transaction() as tx:
-                    run = await tx.claim_run(self.worker_id, time.time(), self.svc.settings.lease_seconds)
-                    next_at = None if run else await tx.next_available_at()
-            except Unavailable as exc:
-                outage.down(exc)
-                failures += 1
-                await _first(stop.wait(), asyncio.sleep(backoff(failures)))
-                continue
-            outage.up()
-            failures = 0
-            if run is not None:
-                assert run.lease is not None  # a claimed run is leased to us
-                attempt = Attempt.claimed(run.lease, sent, time.monotonic(), self.svc.settings.lease_seconds)
-                if tracing.enabled():  # only claims that took a run: idle polls would be noise
-                    attributes = {**tracing.run_attributes(run.log_fields()), "graphyard.worker_id": self.worker_id}
-                    parent = tracing.run_context(run.kwargs["config"].get("configurable") or {})
-                    claim = tracing.tracer.start_span(
-                        "run claim", context=parent, start_time=claim_started, attributes=attributes
-                    )
-                    claim.end()
-                task = asyncio.create_task(self._execute(run, attempt), name=f"run-{run.run_id}")
-                self._tasks[task] = attempt
-                metrics.set_worker_slots(self.concurrency, len(self._tasks))
-                task.add_done_callback(self._done)
-                continue
-            timeout = MAX_IDLE_SECONDS if next_at is None else min(MAX_IDLE_SECONDS, max(0.0, next_at - time.time()))
-            await _first(stop.wait(), storage.wait_for_work(timeout))
+        # One task waits for stop for the loop's whole life; each wait below races it against one other
+        # awaitable, instead of making (and cancelling) a task for stop at every wake-up (one per run).
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                if len(self._tasks) >= self.concurrency:
+                    self._slot_free.clear()
+                    await _until(stopped, self._slot_free.wait())
+                    continue
+                claim_started = time.time_ns()
+                sent = time.monotonic()
+                try:
+                    async with storage.transaction() as tx:
+                        run = await tx.claim_run(self.worker_id, time.time(), self.svc.settings.lease_seconds)
+                        next_at = None if run else await tx.next_available_at()
+                except Unavailable as exc:
+                    outage.down(exc)
+                    failures += 1
+                    await _until(stopped, asyncio.sleep(backoff(failures)))
+                    continue
+                outage.up()
+                failures = 0
+                if run is not None:
+                    assert run.lease is not None  # a claimed run is leased to us
+                    attempt = Attempt.claimed(run.lease, sent, time.monotonic(), self.svc.settings.lease_seconds)
+                    if tracing.enabled():  # only claims that took a run: idle polls would be noise
+                        attributes = {**tracing.run_attributes(run.log_fields()), "graphyard.worker_id": self.worker_id}
+                        parent = tracing.run_context(run.kwargs["config"].get("configurable") or {})
+                        claim = tracing.tracer.start_span(
+                            "run claim", context=parent, start_time=claim_started, attributes=attributes
+                        )
+                        claim.end()
+                    task = asyncio.create_task(self._execute(run, attempt), name=f"run-{run.run_id}")
+                    self._tasks[task] = attempt
+                    metrics.set_worker_slots(self.concurrency, len(self._tasks))
+                    task.add_done_callback(self._done)
+                    continue
+                timeout = (
+                    MAX_IDLE_SECONDS if next_at is None else min(MAX_IDLE_SECONDS, max(0.0, next_at - time.time()))
+                )
+                await _until(stopped, storage.wait_for_work(timeout))
+        finally:
+            stopped.cancel()
 
     def _live_attempts(self) -> list[Attempt]:
         return list(self._tasks.values())
@@ -271,6 +280,15 @@ async def _first(*aws: Awaitable[object]) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def _until(stopped: asyncio.Future[Any], aw: Awaitable[object]) -> None:
+    """Wait for `aw` or for `stopped` (a long-lived future), whichever comes first; cancel `aw` if unfinished."""
+    task = asyncio.ensure_future(aw)
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        task.cancel()
 
 
 def _loop_time(monotonic_deadline: float) -> float:

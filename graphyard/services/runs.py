@@ -226,16 +226,20 @@ async def result(
 ) -> tuple[bool, Any]:
     """(True, output) once the run is terminal, or (False, None) if it was deleted (rolled back,
     or a temporary run whose thread is gone before we looked) or the monotonic `deadline` passed.
-    Pass a subscription made before the run was created to be sure to see the end event of a run
-    that deletes itself. Storage is re-read every few seconds: the stream may end in another process."""
+    Pass a subscription made before the run was created (or one that replays its stream from the start)
+    to be sure to see the end event of a run that deletes itself; storage is then first read only if no
+    end event came. Storage is re-read every few seconds: the stream may end in another process."""
+    listened = sub is not None
     while True:
         if sub is None:
             sub = await svc.broker.subscribe(run_channel(run_id))
         try:
-            async with svc.storage.read() as db:
-                run = await db.get_run(run_id)
-            if run is not None and run.status in RUN_TERMINAL:
-                return True, output_of(run)
+            run: Run | None = None
+            if not listened:
+                async with svc.storage.read() as db:
+                    run = await db.get_run(run_id)
+                if run is not None and run.status in RUN_TERMINAL:
+                    return True, output_of(run)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False, None
@@ -247,8 +251,9 @@ async def result(
                             return (output is not None), output
             except TimeoutError:
                 pass
-            if run is None:
+            if run is None and not listened:
                 return False, None
+            listened = False  # no end event on that subscription: storage says what became of the run
         finally:
             await sub.aclose()
             sub = None

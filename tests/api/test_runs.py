@@ -398,6 +398,28 @@ async def test_prevent_insert_if_inflight_returns_the_inflight_run(
     assert idle.json()["run_id"] != first["run_id"]
 
 
+async def test_wait_with_prevent_insert_answers_when_the_inflight_run_ends(
+    client: LangGraphClient, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """runs.wait with prevent_insert_if_inflight=true on a busy thread answers the in-flight run's output as soon
+    as that run ends: it listens to that run's stream, not only to storage every few seconds."""
+    gate = Gate(tmp_path)
+    tid = await new_thread(client)
+    first = await client.runs.create(tid, "gate", input=gate.input)
+    await gate.reached()
+    body = {"assistant_id": "echo", "prevent_insert_if_inflight": True}
+    async with http.stream("POST", f"/threads/{tid}/runs/wait", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-location"].endswith(f"/runs/{first['run_id']}")
+        gate.open()
+        opened = time.monotonic()
+        answer = json.loads(await response.aread())
+        # Storage is re-read every 5 s; the end event comes at once.
+        assert time.monotonic() - opened < 4.5
+    assert answer == await client.runs.join(tid, first["run_id"])
+    assert len(await client.runs.list(tid)) == 1
+
+
 # --- if_not_exists ----------------------------------------------------------------------------------
 
 
