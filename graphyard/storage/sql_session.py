@@ -2,9 +2,11 @@
 
 Both backends hold the same tables and answer the same named queries (each `queries.sql` in its own
 dialect), so parameter building, row mapping and the port's logic live here. A backend supplies a
-`Driver`: how a statement runs on its connection, how JSON and id lists travel, the SQL fragments that
-differ (auth filters, case-insensitive order), and the one step whose locking really differs, claiming
-a run (PostgreSQL: FOR UPDATE SKIP LOCKED with a retry; SQLite: the single writer makes it one statement).
+`Driver`: how a statement runs on its connection, how JSON and id lists travel, and the SQL fragments
+that differ (auth filters, case-insensitive order). What really differs between the databases stays in
+the backend, explicitly: claiming a run (PostgreSQL: FOR UPDATE SKIP LOCKED retried inside a function,
+postgres/migrations/0006; SQLite: one UPDATE under the single writer), wake-ups (NOTIFY in PostgreSQL's
+statements, an in-process event for SQLite), and how a transaction travels (PostgreSQL pipelines it).
 """
 
 from __future__ import annotations
@@ -74,9 +76,11 @@ class Driver(Protocol):
     async def execute(self, sql: str, params: Mapping[str, Any]) -> int:
         """Run a statement; how many rows it changed."""
 
-    async def claim(self, sql: str, params: Mapping[str, Any]) -> Row | None:
-        """Run the `claim_run` statement so that two claimers never start two runs of one thread, leaving
-        the caller's transaction usable; the claimed run's row, or None."""
+    async def write(self, sql: str, params: Mapping[str, Any]) -> None:
+        """Run a statement whose answer nobody reads. It may travel with the next statement (or the commit):
+        an error it raises then surfaces there, still inside the transaction, which then fails as a whole.
+        Writes to runs never go this way: a takeover (requeue, finish, cancel) must have waited for the row
+        lock a fenced write holds by the time it returns, as the lease contract (ports.hold_lease) says."""
 
 
 def _order(db: Driver, sort_by: str, sort_order: str, allowed: set[str], default: str) -> str:
@@ -126,7 +130,7 @@ class SqlSession:
     async def insert_assistant(self, assistant: Assistant) -> None:
         params = rows.assistant_params(assistant, self._db.encode)
         await self._insert("insert_assistant", params, "graphyard_assistants_pkey")
-        await self._db.execute(self._q["insert_assistant_version"], params)
+        await self._db.write(self._q["insert_assistant_version"], params)
 
     async def get_assistant(self, assistant_id: str, auth: Json | None = None) -> Assistant | None:
         params: dict[str, Any] = {"assistant_id": assistant_id}
@@ -135,9 +139,9 @@ class SqlSession:
 
     async def update_assistant(self, assistant: Assistant, *, new_version: bool) -> None:
         params = rows.assistant_params(assistant, self._db.encode)
-        await self._db.execute(self._q["update_assistant"], params)
+        await self._db.write(self._q["update_assistant"], params)
         if new_version:
-            await self._db.execute(self._q["insert_assistant_version"], params)
+            await self._db.write(self._q["insert_assistant_version"], params)
 
     async def delete_assistant(self, assistant_id: str) -> bool:
         return await self._db.execute(self._q["delete_assistant"], {"assistant_id": assistant_id}) > 0
@@ -195,7 +199,7 @@ class SqlSession:
 
     async def update_thread_metadata(self, thread_id: str, metadata: Json, updated_at: str) -> None:
         params = {"thread_id": thread_id, "metadata": self._db.encode(metadata), "updated_at": updated_at}
-        await self._db.execute(self._q["update_thread_metadata"], params)
+        await self._db.write(self._q["update_thread_metadata"], params)
 
     async def set_thread_state(
         self,
@@ -215,11 +219,11 @@ class SqlSession:
             "error": self._opt(error),
             "updated_at": updated_at,
         }
-        await self._db.execute(self._q["set_thread_state"], params)
+        await self._db.write(self._q["set_thread_state"], params)
 
     async def set_thread_status(self, thread_id: str, status: ThreadStatus, updated_at: str) -> None:
         params = {"thread_id": thread_id, "status": status.value, "updated_at": updated_at}
-        await self._db.execute(self._q["set_thread_status"], params)
+        await self._db.write(self._q["set_thread_status"], params)
 
     async def delete_thread(self, thread_id: str) -> bool:
         return await self._db.execute(self._q["delete_thread"], {"thread_id": thread_id}) > 0
@@ -262,7 +266,7 @@ class SqlSession:
         self, thread_id: str, *, strategy: str | None, minutes: float | None, expires_at: float | None
     ) -> None:
         params = {"thread_id": thread_id, "strategy": strategy, "minutes": minutes, "expires_at": expires_at}
-        await self._db.execute(self._q["set_thread_ttl"], params)
+        await self._db.write(self._q["set_thread_ttl"], params)
 
     async def thread_ttl(self, thread_id: str) -> Json | None:
         row = await self._db.one(self._q["thread_ttl"], {"thread_id": thread_id})
@@ -289,7 +293,7 @@ class SqlSession:
 
     async def set_thread_priority(self, thread_id: str, priority: int, fairness_group: str) -> None:
         params = {"thread_id": thread_id, "priority": priority, "fairness_group": fairness_group}
-        await self._db.execute(self._q["set_thread_priority"], params)
+        await self._db.write(self._q["set_thread_priority"], params)
 
     # --- runs ---------------------------------------------------------------------------------
     async def insert_run(self, run: Run) -> None:
@@ -326,7 +330,7 @@ class SqlSession:
             "lease_expires_at": now + lease_seconds,
             "updated_at": isoformat_now(),
         }
-        row = await self._db.claim(self._q["claim_run"], params)
+        row = await self._db.one(self._q["claim_run"], params)
         return self._run(row) if row else None
 
     async def next_available_at(self) -> float | None:
@@ -385,8 +389,8 @@ class SqlSession:
 
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         params = {"thread_id": thread_id, "run_id": run_id}
-        await self._db.execute(self._q["delete_run_checkpoint_writes"], params)
-        await self._db.execute(self._q["delete_run_checkpoints"], params)
+        await self._db.write(self._q["delete_run_checkpoint_writes"], params)
+        await self._db.write(self._q["delete_run_checkpoints"], params)
 
     async def cancellable_runs(
         self, *, thread_id: str | None, run_ids: Sequence[str] | None, status: str | None
@@ -421,7 +425,7 @@ class SqlSession:
         return self._cron(row) if row else None
 
     async def update_cron(self, cron: Cron) -> None:
-        await self._db.execute(self._q["update_cron"], rows.cron_params(cron, self._db.encode))
+        await self._db.write(self._q["update_cron"], rows.cron_params(cron, self._db.encode))
 
     async def delete_cron(self, cron_id: str, auth: Json | None = None) -> bool:
         params: dict[str, Any] = {"cron_id": cron_id}
@@ -473,7 +477,7 @@ class SqlSession:
         fire = {"cron_id": cron_id, "scheduled_at": scheduled_at, "fired_at": fired_at}
         if await self._db.one(self._q["insert_cron_fire"], fire) is None:
             return False
-        await self._db.execute(self._q["prune_cron_fires"], {"cron_id": cron_id, "before": scheduled_at})
+        await self._db.write(self._q["prune_cron_fires"], {"cron_id": cron_id, "before": scheduled_at})
         return True
 
 

@@ -2,7 +2,8 @@
 
 Statements run inline on the event loop: on a local WAL file they take microseconds, less than a
 thread hop would (see saver.py); the storage's write lock keeps writers from meeting inside SQLite,
-which is also what makes a claim one plain statement here.
+which is also what makes a claim one plain UPDATE here (queries.sql, claim_run): nobody can start a run
+on the thread between the statement's look and its update.
 """
 
 from __future__ import annotations
@@ -86,10 +87,8 @@ class SqliteDriver:
     async def execute(self, sql: str, params: Mapping[str, Any]) -> int:
         return self._cursor(sql, params).rowcount
 
-    async def claim(self, sql: str, params: Mapping[str, Any]) -> sqlite3.Row | None:
-        # One writer at a time (BEGIN IMMEDIATE under the storage's lock): nobody can start a run on the
-        # thread between the statement's look and its update.
-        return await self.one(sql, params)
+    async def write(self, sql: str, params: Mapping[str, Any]) -> None:
+        self._cursor(sql, params)
 
 
 class SqliteSession(SqlSession):
