@@ -26,6 +26,18 @@ SELECT pg_advisory_unlock(%(key)s) AS unlocked
 -- Is the database there?
 SELECT 1
 
+-- name: begin
+-- Open a write transaction (PostgresStorage.transaction, pipelined with the first statement).
+BEGIN
+
+-- name: commit
+-- Commit it (pipelined with the last writes).
+COMMIT
+
+-- name: rollback
+-- Roll it back.
+ROLLBACK
+
 -- name: listen
 -- Subscribe the listener connection to run wake-ups.
 LISTEN graphyard_runs
@@ -181,28 +193,9 @@ WITH deleted AS (
 SELECT (SELECT count(*) FROM deleted) AS deleted, (SELECT count(*) FROM woken) AS woken
 
 -- name: claim_run
--- Take the most urgent (lowest priority), then oldest runnable run: due, at the head of its thread's queue,
--- nothing running on its thread. A thread's runs share its priority, so its own queue stays FIFO.
--- SKIP LOCKED lets concurrent claimers pass each other; the partial unique index is the final guard.
-WITH next AS (
-    SELECT r.run_id FROM graphyard_runs AS r
-    WHERE r.status = 'pending' AND r.available_at <= %(now)s
-      AND NOT EXISTS (
-          SELECT 1 FROM graphyard_runs AS o
-          WHERE o.thread_id = r.thread_id
-            AND (o.status = 'running'
-                 OR (o.status = 'pending' AND (o.available_at, o.seq) < (r.available_at, r.seq)))
-      )
-    ORDER BY r.priority, r.available_at, r.seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE graphyard_runs AS r
-SET status = 'running', lease_owner = %(worker_id)s, lease_expires_at = %(lease_expires_at)s,
-    attempt = r.attempt + 1, updated_at = %(updated_at)s
-FROM next
-WHERE r.run_id = next.run_id
-RETURNING r.*
+-- Take the most urgent runnable run (migration 0006 says which and how): one statement, one round trip,
+-- retried inside the database when a concurrent claimer started a run on the same thread first.
+SELECT * FROM graphyard_claim_run(%(worker_id)s, %(now)s, %(lease_expires_at)s, %(updated_at)s, 5)
 
 -- name: next_available_at
 -- When the next pending run that is not waiting behind a running run becomes due.

@@ -1,6 +1,7 @@
 """PostgreSQL storage: one psycopg pool shared by our queries, LangGraph's saver and its store.
 
-Runs are claimed in one statement with FOR UPDATE SKIP LOCKED. Statements that make a run runnable
+Runs are claimed in one statement with FOR UPDATE SKIP LOCKED (a function, migrations/0006). Write
+transactions run in pipeline mode (session.pipelined_transaction). Statements that make a run runnable
 NOTIFY graphyard_runs inside their transaction, so the wake-up is delivered at commit to every
 process; wait_for_work listens on a dedicated connection that reconnects when it drops.
 """
@@ -33,7 +34,7 @@ from graphyard.storage.migrate import migrate as run_migrations
 from graphyard.storage.ports import StoreOptions
 from graphyard.storage.postgres.langgraph_store import TranslatingPostgresStore
 from graphyard.storage.postgres.saver import FencedPostgresSaver, TranslatingPostgresSaver
-from graphyard.storage.postgres.session import PostgresSession, Q, json_loads, translated
+from graphyard.storage.postgres.session import PostgresSession, Q, json_loads, pipelined_transaction, translated
 from graphyard.storage.queries import load_migrations
 
 MIGRATIONS = as_migrations(load_migrations("graphyard.storage.postgres"))
@@ -200,8 +201,8 @@ class PostgresStorage:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresSession]:
         with translated():
-            async with self._pool.connection() as conn, conn.transaction():
-                yield PostgresSession(conn, self._origin)
+            async with self._pool.connection() as conn, pipelined_transaction(conn) as pipeline:
+                yield PostgresSession(conn, self._origin, pipeline)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresSession]:

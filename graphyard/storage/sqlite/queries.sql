@@ -1,7 +1,9 @@
 -- name: insert_assistant
--- Create an assistant row.
+-- Create an assistant row; no row back means the id exists.
 INSERT INTO graphyard_assistants (assistant_id, graph_id, config, context, metadata, name, description, version, created_at, updated_at)
 VALUES (:assistant_id, :graph_id, :config, :context, :metadata, :name, :description, :version, :created_at, :updated_at)
+ON CONFLICT (assistant_id) DO NOTHING
+RETURNING assistant_id
 
 -- name: insert_assistant_version
 -- Record one version of an assistant.
@@ -9,9 +11,9 @@ INSERT INTO graphyard_assistant_versions (assistant_id, version, graph_id, confi
 VALUES (:assistant_id, :version, :graph_id, :config, :context, :metadata, :name, :description, :updated_at)
 
 -- name: get_assistant
--- One assistant, if the auth filter lets the caller see it.
+-- One assistant, if the auth filter lets the caller see it; {auth} is the filter as a condition.
 SELECT * FROM graphyard_assistants
-WHERE assistant_id = :assistant_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+WHERE assistant_id = :assistant_id AND {auth}
 
 -- name: update_assistant
 -- Overwrite an assistant's current fields.
@@ -25,22 +27,22 @@ WHERE assistant_id = :assistant_id
 DELETE FROM graphyard_assistants WHERE assistant_id = :assistant_id
 
 -- name: search_assistants
--- A page of assistants; {order} is chosen from a whitelist in code.
+-- A page of assistants; {order} is chosen from a whitelist in code, {auth} is the filter as a condition.
 SELECT * FROM graphyard_assistants
 WHERE (:graph_id IS NULL OR graph_id = :graph_id)
   AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
   AND (:name IS NULL OR instr(lower(name), lower(:name)) > 0)
-  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+  AND {auth}
 ORDER BY {order}
 LIMIT :limit OFFSET :offset
 
 -- name: count_assistants
 -- How many assistants match.
-SELECT count(*) FROM graphyard_assistants
+SELECT count(*) AS n FROM graphyard_assistants
 WHERE (:graph_id IS NULL OR graph_id = :graph_id)
   AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
   AND (:name IS NULL OR instr(lower(name), lower(:name)) > 0)
-  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+  AND {auth}
 
 -- name: assistant_versions
 -- Versions of an assistant, newest first.
@@ -54,14 +56,16 @@ LIMIT :limit OFFSET :offset
 SELECT * FROM graphyard_assistant_versions WHERE assistant_id = :assistant_id AND version = :version
 
 -- name: insert_thread
--- Create a thread row.
+-- Create a thread row; no row back means the id exists.
 INSERT INTO graphyard_threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, config, "values", interrupts, error)
 VALUES (:thread_id, :created_at, :updated_at, :state_updated_at, :metadata, :status, :config, :values, :interrupts, :error)
+ON CONFLICT (thread_id) DO NOTHING
+RETURNING thread_id
 
 -- name: get_thread
--- One thread, if the auth filter lets the caller see it.
+-- One thread, if the auth filter lets the caller see it; {auth} is the filter as a condition.
 SELECT * FROM graphyard_threads
-WHERE thread_id = :thread_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+WHERE thread_id = :thread_id AND {auth}
 
 -- name: update_thread_metadata
 -- Replace a thread's metadata.
@@ -83,31 +87,34 @@ UPDATE graphyard_threads SET status = :status, updated_at = :updated_at WHERE th
 DELETE FROM graphyard_threads WHERE thread_id = :thread_id
 
 -- name: search_threads
--- A page of threads; {order} is chosen from a whitelist in code, {ids} is a list of placeholders.
+-- A page of threads; {order} is chosen from a whitelist in code, {auth} compiled from the filter,
+-- :ids a JSON array (or NULL: any thread).
 SELECT * FROM graphyard_threads
-WHERE ({ids})
+WHERE (:ids IS NULL OR thread_id IN (SELECT value FROM json_each(:ids)))
   AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
   AND (:values IS NULL OR graphyard_contains("values", :values))
   AND (:status IS NULL OR status = :status)
-  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+  AND {auth}
 ORDER BY {order}
 LIMIT :limit OFFSET :offset
 
 -- name: count_threads
 -- How many threads match.
-SELECT count(*) FROM graphyard_threads
+SELECT count(*) AS n FROM graphyard_threads
 WHERE (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
   AND (:values IS NULL OR graphyard_contains("values", :values))
   AND (:status IS NULL OR status = :status)
-  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+  AND {auth}
 
 -- name: insert_run
--- Enqueue a run.
+-- Enqueue a run; no row back means the id exists.
 INSERT INTO graphyard_runs (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, kwargs,
                             multitask_strategy, available_at, attempt, temporary, priority)
 VALUES (:run_id, :thread_id, :assistant_id, :created_at, :updated_at, :status, :metadata, :kwargs,
         :multitask_strategy, :available_at, :attempt, :temporary,
         coalesce((SELECT priority FROM graphyard_threads WHERE thread_id = :thread_id), 0))
+ON CONFLICT (run_id) DO NOTHING
+RETURNING run_id
 
 -- name: get_run
 -- One run, optionally only within a thread.
@@ -128,8 +135,8 @@ WHERE thread_id = :thread_id AND status IN ('pending', 'running')
 ORDER BY available_at, rowid
 
 -- name: delete_run
--- Delete one run row.
-DELETE FROM graphyard_runs WHERE run_id = :run_id
+-- Delete one run row; a row back (deleted = 1) when it existed.
+DELETE FROM graphyard_runs WHERE run_id = :run_id RETURNING 1 AS deleted
 
 -- name: claim_run
 -- Take the most urgent (lowest priority), then oldest runnable run: due, at the head of its thread's queue
@@ -153,7 +160,7 @@ RETURNING *
 
 -- name: next_available_at
 -- When the next pending run that is not waiting behind a running run becomes due.
-SELECT min(r.available_at) FROM graphyard_runs AS r
+SELECT min(r.available_at) AS at FROM graphyard_runs AS r
 WHERE r.status = 'pending'
   AND NOT EXISTS (SELECT 1 FROM graphyard_runs AS o WHERE o.thread_id = r.thread_id AND o.status = 'running')
 
@@ -189,11 +196,11 @@ WHERE run_id = :run_id AND lease_owner = :owner AND attempt = :attempt AND statu
 RETURNING run_id
 
 -- name: cancellable_runs
--- In-flight runs selected by thread and ids, or by status; {ids} is a list of placeholders.
+-- In-flight runs selected by thread and ids, or by status; :ids a JSON array (or NULL: any run).
 SELECT * FROM graphyard_runs
 WHERE status IN ('pending', 'running')
   AND (:thread_id IS NULL OR thread_id = :thread_id)
-  AND ({ids})
+  AND (:ids IS NULL OR run_id IN (SELECT value FROM json_each(:ids)))
   AND (:status IS NULL OR :status = 'all' OR status = :status)
 ORDER BY available_at, rowid
 
@@ -210,9 +217,9 @@ WHERE thread_id = :thread_id AND checkpoint_id IN (
 DELETE FROM checkpoints
 WHERE thread_id = :thread_id AND json_extract(CAST(metadata AS TEXT), '$.run_id') = :run_id
 
--- name: requeue_all_running
--- At startup of the only process on this file: every running run lost its worker.
-SELECT * FROM graphyard_runs WHERE status = 'running'
+-- name: running_runs
+-- Every running run (recovery at startup of the only process on this file).
+SELECT * FROM graphyard_runs WHERE status = 'running' ORDER BY available_at, rowid
 
 -- name: renew_leases
 -- Extend the leases a worker holds.
@@ -226,14 +233,16 @@ SELECT run_id, cancel_action FROM graphyard_runs
 WHERE lease_owner = :worker_id AND status = 'running' AND cancel_action IS NOT NULL
 
 -- name: insert_cron
--- Create a cron row.
+-- Create a cron row; no row back means the id exists.
 INSERT INTO graphyard_crons (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, payload, metadata, on_run_completed, enabled, next_run_date, created_at, updated_at)
 VALUES (:cron_id, :assistant_id, :thread_id, :user_id, :schedule, :timezone, :end_time, :payload, :metadata, :on_run_completed, :enabled, :next_run_date, :created_at, :updated_at)
+ON CONFLICT (cron_id) DO NOTHING
+RETURNING cron_id
 
 -- name: get_cron
--- One cron, if the auth filter lets the caller see it.
+-- One cron, if the auth filter lets the caller see it; {auth} is the filter as a condition.
 SELECT * FROM graphyard_crons
-WHERE cron_id = :cron_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+WHERE cron_id = :cron_id AND {auth}
 
 -- name: update_cron
 -- Overwrite a cron's changeable fields.
@@ -245,26 +254,26 @@ WHERE cron_id = :cron_id
 -- name: delete_cron
 -- Delete a cron (its fires cascade), if the auth filter lets the caller see it.
 DELETE FROM graphyard_crons
-WHERE cron_id = :cron_id AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+WHERE cron_id = :cron_id AND {auth}
 
 -- name: search_crons
--- A page of crons; {order} is chosen from a whitelist in code.
+-- A page of crons; {order} is chosen from a whitelist in code, {auth} is the filter as a condition.
 SELECT * FROM graphyard_crons
 WHERE (:assistant_id IS NULL OR assistant_id = :assistant_id)
   AND (:thread_id IS NULL OR thread_id = :thread_id)
   AND (:enabled IS NULL OR enabled = :enabled)
   AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
-  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+  AND {auth}
 ORDER BY {order}
 LIMIT :limit OFFSET :offset
 
 -- name: count_crons
 -- How many crons match.
-SELECT count(*) FROM graphyard_crons
+SELECT count(*) AS n FROM graphyard_crons
 WHERE (:assistant_id IS NULL OR assistant_id = :assistant_id)
   AND (:thread_id IS NULL OR thread_id = :thread_id)
   AND (:metadata IS NULL OR graphyard_contains(metadata, :metadata))
-  AND (:auth IS NULL OR graphyard_auth(metadata, :auth))
+  AND {auth}
 
 -- name: due_crons
 -- Enabled crons whose next run is due and whose end time (if any) has not passed, earliest first.
@@ -275,10 +284,11 @@ ORDER BY next_run_date, rowid
 LIMIT :limit
 
 -- name: insert_cron_fire
--- Claim one occurrence of a cron; a conflict means another worker fired it (no row changed).
+-- Claim one occurrence of a cron; no row back means another worker fired it.
 INSERT INTO graphyard_cron_fires (cron_id, scheduled_at, fired_at)
 VALUES (:cron_id, :scheduled_at, :fired_at)
 ON CONFLICT (cron_id, scheduled_at) DO NOTHING
+RETURNING cron_id
 
 -- name: advance_cron
 -- Move a cron's next run on after firing the occurrence it was due at.
