@@ -380,6 +380,23 @@ class BlobCipher(CipherProtocol):
         return self.at_rest.decrypt_blob(ciphertext)
 
 
+class CheckpointMetadataEncryption:
+    """The checkpoint metadata codec: the JSON handlers, as model "checkpoint", field "metadata"."""
+
+    def __init__(self, at_rest: AtRest) -> None:
+        self.at_rest = at_rest
+
+    async def encode(self, metadata: Json) -> Json:
+        return cast(Json, await self.at_rest.encrypt("checkpoint", "metadata", metadata))
+
+    async def decode(self, metadata: Json) -> Json:
+        plain, _ = await self.at_rest.decrypt("checkpoint", "metadata", metadata)
+        return cast(Json, plain)
+
+    async def encode_filter(self, filter: Json | None) -> Json | None:
+        return await self.at_rest.encrypt_filter("checkpoint", "metadata", filter)
+
+
 # --- the storage wrapper ---------------------------------------------------------------------------
 
 
@@ -592,6 +609,10 @@ class EncryptingStorage:
             saver: BaseCheckpointSaver[Any] = inner.checkpointer
             if not isinstance(saver.serde, EncryptedSerializer):
                 saver.serde = EncryptedSerializer(BlobCipher(at_rest), saver.serde)
+        if at_rest.json_enabled:
+            # Checkpoint metadata holds the run's metadata and configurable values, merged in by LangGraph.
+            # Both of graphyard's savers take a codec (storage.ports.CheckpointMetadataCodec).
+            cast(Any, inner.checkpointer).metadata_codec = CheckpointMetadataEncryption(at_rest)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

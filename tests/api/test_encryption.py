@@ -52,18 +52,25 @@ def stored_rows(backend: Backend) -> str:
 
 
 def stored_checkpoints(backend: Backend) -> list[tuple[str, bytes]]:
-    """(type, bytes) of every serialized checkpoint value: LangGraph's checkpoints, blobs and writes."""
+    """(type, bytes) of every serialized checkpoint value: LangGraph's checkpoints, blobs and writes, and
+    the checkpoints' metadata (type "metadata")."""
     conn = backend.connect()
     if conn is None:
         with sqlite3.connect(backend.sqlite_path) as db:
-            rows = db.execute("SELECT type, checkpoint FROM checkpoints UNION ALL SELECT type, value FROM writes")
+            rows = db.execute(
+                "SELECT type, checkpoint FROM checkpoints UNION ALL SELECT type, value FROM writes "
+                "UNION ALL SELECT 'metadata', metadata FROM checkpoints"
+            )
             return [(str(t), bytes(b)) for t, b in rows]
     with conn:
         rows = conn.execute(
             "SELECT type, blob FROM checkpoint_blobs WHERE blob IS NOT NULL "
             "UNION ALL SELECT type, blob FROM checkpoint_writes"
         ).fetchall()
-        inline = conn.execute("SELECT 'jsonb', checkpoint::text FROM checkpoints").fetchall()
+        inline = conn.execute(
+            "SELECT 'jsonb', checkpoint::text FROM checkpoints "
+            "UNION ALL SELECT 'metadata', metadata::text FROM checkpoints"
+        ).fetchall()
         return [(str(t), bytes(b)) for t, b in rows] + [(str(t), str(b).encode()) for t, b in inline]
 
 
@@ -91,7 +98,13 @@ async def test_rows_hold_ciphertext_while_the_api_answers_plaintext(fresh_backen
         assert assistant["metadata"] == {"recipe": "sauce-secret", "owner": "ann"}
         thread = await c.threads.create(metadata={"topic": "thread-secret", "owner": "ann"})
         tid = thread["thread_id"]
-        out = await c.runs.wait(tid, aid, input={"value": {"card": "card-secret"}}, metadata={"note": "run-secret"})
+        out = await c.runs.wait(
+            tid,
+            aid,
+            input={"value": {"card": "card-secret"}},
+            metadata={"note": "run-secret"},
+            config={"configurable": {"token": "conf-secret"}},
+        )
         assert out == {"echoed": {"card": "card-secret"}, "steps": ["echo"], "value": {"card": "card-secret"}}
         # A plain string channel value: PostgreSQL's saver would keep it inline in the checkpoint row.
         other = (await c.threads.create())["thread_id"]
@@ -111,6 +124,10 @@ async def test_rows_hold_ciphertext_while_the_api_answers_plaintext(fresh_backen
         assert state["values"]["value"] == {"card": "card-secret"}
         history = await c.threads.get_history(tid)
         assert history[0]["values"]["echoed"] == {"card": "card-secret"}
+        # Checkpoint metadata holds the run's metadata and configurable values (LangGraph merges them in).
+        assert history[0]["metadata"]["note"] == "run-secret"
+        assert history[0]["metadata"]["token"] == "conf-secret"
+        assert len(await c.threads.get_history(tid, metadata={"note": "run-secret"})) == len(history)
         runs = await c.runs.list(tid)
         assert runs[0]["metadata"]["note"] == "run-secret"
         assert runs[0]["kwargs"]["input"] == {"value": {"card": "card-secret"}}
@@ -134,8 +151,8 @@ async def test_rows_hold_ciphertext_while_the_api_answers_plaintext(fresh_backen
     checkpoints = stored_checkpoints(fresh_backend)
     assert checkpoints
     for type_, blob in checkpoints:
-        assert b"card-secret" not in blob, f"a checkpoint value ({type_}) holds the secret in plaintext"
-        assert b"string-secret" not in blob, f"a checkpoint value ({type_}) holds the secret in plaintext"
+        for secret in SECRETS:
+            assert secret.encode() not in blob, f"a checkpoint value ({type_}) holds {secret} in plaintext"
     assert any(type_.endswith("+custom") for type_, _ in checkpoints)
 
 

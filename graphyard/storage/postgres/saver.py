@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_serializable_checkpoint_metadata,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
@@ -19,6 +25,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphyard.records import Lease
+from graphyard.storage.ports import CheckpointMetadataCodec
 from graphyard.storage.postgres.session import PostgresSession, translated
 
 # Set while a fenced saver is inside one of its write methods: _cursor then opens a fenced transaction.
@@ -39,7 +46,10 @@ class TranslatingPostgresSaver(AsyncPostgresSaver):
 
     With an encrypting serializer (langgraph.json `encryption`), channel values that are plain strings,
     numbers or booleans go to the blobs table too, where they are encrypted: LangGraph keeps them inline
-    in the checkpoint's jsonb otherwise, in plaintext."""
+    in the checkpoint's jsonb otherwise, in plaintext. With a `metadata_codec`, checkpoint metadata is
+    encoded on the way in and decoded on the way out."""
+
+    metadata_codec: CheckpointMetadataCodec | None = None
 
     async def aput(
         self,
@@ -50,7 +60,33 @@ class TranslatingPostgresSaver(AsyncPostgresSaver):
     ) -> RunnableConfig:
         if isinstance(self.serde, EncryptedSerializer):
             checkpoint, new_versions = _primitives_as_blobs(checkpoint, new_versions)
+        if self.metadata_codec is not None:
+            # Merged here, as the saver would: keys present are not merged again, so none goes in plain.
+            full = get_serializable_checkpoint_metadata(config, metadata)
+            metadata = cast(CheckpointMetadata, await self.metadata_codec.encode(cast(dict[str, Any], full)))
         return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def _decoded(self, found: CheckpointTuple | None) -> CheckpointTuple | None:
+        if found is None or self.metadata_codec is None:
+            return found
+        metadata = await self.metadata_codec.decode(cast(dict[str, Any], found.metadata))
+        return found._replace(metadata=cast(CheckpointMetadata, metadata))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._decoded(await super().aget_tuple(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        if self.metadata_codec is not None:
+            filter = await self.metadata_codec.encode_filter(filter)
+        async for found in super().alist(config, filter=filter, before=before, limit=limit):
+            yield cast(CheckpointTuple, await self._decoded(found))
 
     def _dump_blobs(
         self, thread_id: str, checkpoint_ns: str, values: dict[str, Any], versions: ChannelVersions
