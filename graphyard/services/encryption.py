@@ -21,7 +21,7 @@ import binascii
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, cast
 
@@ -29,6 +29,7 @@ import orjson
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import CipherProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+from langgraph.store.base import BaseStore, Item, Op, PutOp, Result
 from langgraph_sdk import Encryption
 from langgraph_sdk.encryption.types import DecryptResult, EncryptionContext
 
@@ -298,7 +299,11 @@ class AtRest:
                 threading.Thread(target=loop.run_forever, name="graphyard-encryption", daemon=True).start()
                 self._loop = loop
 
+        # The handlers run on the helper loop's own task: hand them the caller's encryption context.
+        context = _CONTEXT.get()
+
         async def call() -> Any:
+            _CONTEXT.set(context)
             return await make()
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(BLOB_HANDLER_TIMEOUT_SECONDS)
@@ -395,6 +400,50 @@ class CheckpointMetadataEncryption:
 
     async def encode_filter(self, filter: Json | None) -> Json | None:
         return await self.at_rest.encrypt_filter("checkpoint", "metadata", filter)
+
+
+class EncryptingStore(BaseStore):
+    """LangGraph's store with item values encrypted (model "store", field "value"): for the API's /store
+    routes and for graphs (`runtime.store`) alike. Search filters and the semantic index see what is
+    stored, so they only work on fields the encryptor leaves plain."""
+
+    def __init__(self, inner: BaseStore, at_rest: AtRest) -> None:
+        self.inner = inner
+        self.at_rest = at_rest
+        self.supports_ttl = inner.supports_ttl
+        self.ttl_config = inner.ttl_config
+
+    async def _encrypt_ops(self, ops: Iterable[Op]) -> list[Op]:
+        out: list[Op] = []
+        for op in ops:
+            if isinstance(op, PutOp) and op.value is not None:
+                op = op._replace(value=await self.at_rest.encrypt("store", "value", op.value))
+            out.append(op)
+        return out
+
+    async def _decrypt_item(self, item: Any) -> Any:
+        if isinstance(item, Item):
+            item.value, _ = await self.at_rest.decrypt("store", "value", item.value)
+        return item
+
+    async def _decrypt_results(self, results: list[Result]) -> list[Result]:
+        for result in results:
+            if isinstance(result, list):
+                for item in result:
+                    await self._decrypt_item(item)
+            else:
+                await self._decrypt_item(result)
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        results = await self.inner.abatch(await self._encrypt_ops(ops))
+        return await self._decrypt_results(results)
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        # Sync callers (a graph's sync node, on a worker thread): the handlers run on the helper loop.
+        encrypted = self.at_rest._call_blocking(lambda: self._encrypt_ops(list(ops)))
+        results = self.inner.batch(encrypted)
+        return cast(list[Result], self.at_rest._call_blocking(lambda: self._decrypt_results(results)))
 
 
 # --- the storage wrapper ---------------------------------------------------------------------------
@@ -605,6 +654,7 @@ class EncryptingStorage:
     def __init__(self, inner: Storage, at_rest: AtRest) -> None:
         self._inner = inner
         self.at_rest = at_rest
+        self._store: BaseStore = EncryptingStore(inner.store, at_rest) if at_rest.json_enabled else inner.store
         if at_rest.blob_enabled:
             saver: BaseCheckpointSaver[Any] = inner.checkpointer
             if not isinstance(saver.serde, EncryptedSerializer):
@@ -616,6 +666,10 @@ class EncryptingStorage:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    @property
+    def store(self) -> BaseStore:
+        return self._store
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> Any:

@@ -20,7 +20,9 @@ CONFIG = GRAPHS_DIR / "encryption" / "langgraph.json"
 PLAIN_CONFIG = GRAPHS_DIR / "encryption" / "plain.json"
 ACME = {"X-Encryption-Context": json.dumps({"tenant": "acme"})}
 
+# Graphyard's tables, and LangGraph's store.
 OUR_TABLES = (
+    "store",
     "graphyard_assistants",
     "graphyard_assistant_versions",
     "graphyard_threads",
@@ -87,8 +89,8 @@ SECRETS = [
 
 
 async def test_rows_hold_ciphertext_while_the_api_answers_plaintext(fresh_backend: Backend) -> None:
-    """Assistants, threads (metadata and values), runs (metadata and kwargs), crons (metadata and payload)
-    and checkpoints are stored encrypted; get, search, state, history and run listings decrypt them."""
+    """Assistants, threads (metadata and values), runs (metadata and kwargs), crons (metadata and payload),
+    store items and checkpoints are stored encrypted; get, search, state, history and run listings decrypt them."""
     server = await fresh_backend.start(CONFIG)
     async with client(server, ACME) as c:
         assistant = await c.assistants.create(
@@ -135,6 +137,17 @@ async def test_rows_hold_ciphertext_while_the_api_answers_plaintext(fresh_backen
         assert [x["cron_id"] for x in found_crons] == [cron["cron_id"]]
         assert found_crons[0]["metadata"]["label"] == "label-secret"
         assert found_crons[0]["payload"]["input"] == {"value": "cron-secret"}
+
+        # Store items, from the API and from a graph (runtime.store).
+        await c.store.put_item(["notes"], "n1", {"pin": "store-secret", "owner": "ann"})
+        assert (await c.store.get_item(["notes"], "n1"))["value"] == {"pin": "store-secret", "owner": "ann"}
+        found = await c.store.search_items(["notes"], filter={"owner": "ann"})
+        assert [item["value"]["pin"] for item in found["items"]] == ["store-secret"]
+        remembered = await c.runs.wait(
+            None, "remember", input={"namespace": ["mem"], "key": "k", "value": {"fact": "graph-store-secret"}}
+        )
+        assert remembered["found"] == {"fact": "graph-store-secret"}
+        assert (await c.store.get_item(["mem"], "k"))["value"] == {"fact": "graph-store-secret"}
 
         # Filters: a key the encryptor leaves plain matches; an encrypted one matches too, because
         # this encryptor is deterministic (the filter is encrypted the same way).

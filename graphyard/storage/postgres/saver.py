@@ -73,7 +73,8 @@ class TranslatingPostgresSaver(AsyncPostgresSaver):
         return found._replace(metadata=cast(CheckpointMetadata, metadata))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._decoded(await super().aget_tuple(config))
+        found = await super().aget_tuple(config)
+        return found if self.metadata_codec is None else await self._decoded(found)
 
     async def alist(
         self,
@@ -83,8 +84,11 @@ class TranslatingPostgresSaver(AsyncPostgresSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        if self.metadata_codec is not None:
-            filter = await self.metadata_codec.encode_filter(filter)
+        if self.metadata_codec is None:
+            async for found in super().alist(config, filter=filter, before=before, limit=limit):
+                yield found
+            return
+        filter = await self.metadata_codec.encode_filter(filter)
         async for found in super().alist(config, filter=filter, before=before, limit=limit):
             yield cast(CheckpointTuple, await self._decoded(found))
 

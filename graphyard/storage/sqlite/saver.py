@@ -38,8 +38,7 @@ class InlineSqliteSaver(SqliteSaver):
         self.async_lock = lock
 
     async def _encoded(self, config: RunnableConfig, metadata: CheckpointMetadata) -> CheckpointMetadata:
-        if self.metadata_codec is None:
-            return metadata
+        assert self.metadata_codec is not None
         # Merged here, as the saver would: keys present are not merged again, so none goes in plain.
         full = get_serializable_checkpoint_metadata(config, metadata)
         return cast(CheckpointMetadata, await self.metadata_codec.encode(cast(dict[str, Any], full)))
@@ -53,7 +52,7 @@ class InlineSqliteSaver(SqliteSaver):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         async with self.async_lock:
             found = self.get_tuple(config)
-        return await self._decoded(found)
+        return found if self.metadata_codec is None else await self._decoded(found)
 
     async def alist(
         self,
@@ -68,7 +67,7 @@ class InlineSqliteSaver(SqliteSaver):
         async with self.async_lock:
             found = list(self.list(config, filter=filter, before=before, limit=limit))
         for item in found:
-            yield cast(CheckpointTuple, await self._decoded(item))
+            yield item if self.metadata_codec is None else cast(CheckpointTuple, await self._decoded(item))
 
     async def aput(
         self,
@@ -77,7 +76,8 @@ class InlineSqliteSaver(SqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        metadata = await self._encoded(config, metadata)
+        if self.metadata_codec is not None:
+            metadata = await self._encoded(config, metadata)
         async with self.async_lock:
             return self.put(config, checkpoint, metadata, new_versions)
 
@@ -112,7 +112,8 @@ class FencedSqliteSaver(InlineSqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        metadata = await self._encoded(config, metadata)
+        if self.metadata_codec is not None:
+            metadata = await self._encoded(config, metadata)
         async with self.async_lock:
             await SqliteSession(self.conn).hold_lease(self._lease)
             return self.put(config, checkpoint, metadata, new_versions)
