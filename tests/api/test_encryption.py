@@ -7,10 +7,10 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from langgraph_sdk import get_client
-from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import InternalServerError
 
 from tests.api.backends import Backend
@@ -32,8 +32,9 @@ OUR_TABLES = (
 
 
 @asynccontextmanager
-async def client(server: Server, headers: dict[str, str] | None = None) -> AsyncIterator[LangGraphClient]:
-    """A langgraph_sdk client for `server` sending `headers` with every request."""
+async def client(server: Server, headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+    """A langgraph_sdk client for `server` sending `headers` with every request (typed Any: the tests
+    index the SDK's TypedDict answers freely)."""
     found = get_client(url=server.url, api_key=None, headers=headers, timeout=60)
     try:
         yield found
@@ -59,11 +60,11 @@ def stored_checkpoints(backend: Backend) -> list[tuple[str, bytes]]:
     conn = backend.connect()
     if conn is None:
         with sqlite3.connect(backend.sqlite_path) as db:
-            rows = db.execute(
+            found = db.execute(
                 "SELECT type, checkpoint FROM checkpoints UNION ALL SELECT type, value FROM writes "
                 "UNION ALL SELECT 'metadata', metadata FROM checkpoints"
-            )
-            return [(str(t), bytes(b)) for t, b in rows]
+            ).fetchall()
+            return [(str(t), bytes(b)) for t, b in found]
     with conn:
         rows = conn.execute(
             "SELECT type, blob FROM checkpoint_blobs WHERE blob IS NOT NULL "
