@@ -7,7 +7,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from langgraph_sdk import get_client
@@ -74,7 +74,7 @@ def stored_checkpoints(backend: Backend) -> list[tuple[str, bytes]]:
             "SELECT 'jsonb', checkpoint::text FROM checkpoints "
             "UNION ALL SELECT 'metadata', metadata::text FROM checkpoints"
         ).fetchall()
-        return [(str(t), bytes(b)) for t, b in rows] + [(str(t), str(b).encode()) for t, b in inline]
+        return [(str(t), bytes(cast(bytes, b))) for t, b in rows] + [(str(t), str(b).encode()) for t, b in inline]
 
 
 SECRETS = [
