@@ -11,13 +11,14 @@ from typing import Any, cast
 
 import pytest
 from langgraph_sdk import get_client
-from langgraph_sdk.errors import InternalServerError
+from langgraph_sdk.errors import InternalServerError, UnprocessableEntityError
 
 from tests.api.backends import Backend
 from tests.api.support import GRAPHS_DIR, Server
 
 CONFIG = GRAPHS_DIR / "encryption" / "langgraph.json"
 PLAIN_CONFIG = GRAPHS_DIR / "encryption" / "plain.json"
+TENANTS_CONFIG = GRAPHS_DIR / "encryption" / "tenants.json"
 ACME = {"X-Encryption-Context": json.dumps({"tenant": "acme"})}
 
 # Graphyard's tables, and LangGraph's store.
@@ -139,6 +140,10 @@ async def test_rows_hold_ciphertext_while_the_api_answers_plaintext(fresh_backen
         assert found_crons[0]["metadata"]["label"] == "label-secret"
         assert found_crons[0]["payload"]["input"] == {"value": "cron-secret"}
 
+        seen = json.dumps([got, state, history, runs, found_crons, versions])
+        assert "__encryption_context__" not in seen
+        assert "enc:" not in seen
+
         # Store items, from the API and from a graph (runtime.store).
         await c.store.put_item(["notes"], "n1", {"pin": "store-secret", "owner": "ann"})
         assert (await c.store.get_item(["notes"], "n1"))["value"] == {"pin": "store-secret", "owner": "ann"}
@@ -193,6 +198,31 @@ async def test_the_stored_context_decrypts_without_the_header_and_after_a_restar
     assert "card-secret" not in stored_rows(fresh_backend)
 
 
+async def test_the_context_handler_derives_the_tenant_from_the_user(fresh_backend: Backend) -> None:
+    """With auth, @encryption.context gets the user (and the header's context): each user's data is
+    encrypted under their own tenant, and reads back for anyone the API lets read it."""
+    server = await fresh_backend.start(TENANTS_CONFIG)
+    async with (
+        client(server, {"Authorization": "Bearer alice"}) as alice,
+        client(server, {"Authorization": "Bearer bob", **ACME}) as bob,
+    ):
+        mine = (await alice.threads.create(metadata={"topic": "alice-secret"}))["thread_id"]
+        out = await alice.runs.wait(mine, "echo", input={"value": {"card": "alice-card"}})
+        assert out["echoed"] == {"card": "alice-card"}
+        theirs = (await bob.threads.create(metadata={"topic": "bob-secret"}))["thread_id"]
+        assert (await bob.threads.get(mine))["metadata"]["topic"] == "alice-secret"
+        assert (await alice.threads.get(theirs))["metadata"]["topic"] == "bob-secret"
+        assert (await bob.threads.get_state(mine))["values"]["echoed"] == {"card": "alice-card"}
+    rows = stored_rows(fresh_backend)
+    assert "enc:alice:" in rows
+    assert "enc:bob:" in rows
+    assert "enc:acme:" not in rows  # the handler replaced the header's tenant
+    for secret in ("alice-secret", "alice-card", "bob-secret"):
+        assert secret not in rows
+    for _, blob in stored_checkpoints(fresh_backend):
+        assert b"alice-card" not in blob
+
+
 async def test_an_encryptor_that_adds_a_key_fails_the_request_naming_it(fresh_backend: Backend) -> None:
     """JSON encryptors must keep keys: the write is refused with a detail naming the handler and the key;
     nothing is stored."""
@@ -205,6 +235,10 @@ async def test_an_encryptor_that_adds_a_key_fails_the_request_naming_it(fresh_ba
         assert "added_by_a_buggy_encryptor" in detail
         assert "same keys" in detail
         assert await c.threads.search() == []
+    async with client(server, {"X-Encryption-Context": "not json"}) as c:
+        with pytest.raises(UnprocessableEntityError) as bad:
+            await c.threads.create()
+        assert "X-Encryption-Context" in bad.value.response.json()["detail"]
 
 
 async def test_data_written_before_encryption_was_enabled_still_reads(fresh_backend: Backend) -> None:

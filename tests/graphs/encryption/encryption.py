@@ -13,6 +13,7 @@ from typing import Any
 
 from langgraph_sdk import Encryption, EncryptionContext
 from langgraph_sdk.encryption import LangGraphBetaWarning
+from starlette.authentication import BaseUser
 
 PREFIX = "enc:"
 BLOB_PREFIX = b"ENC:"
@@ -70,3 +71,9 @@ async def decrypt_blob(ctx: EncryptionContext, blob: bytes) -> bytes:
     if not blob.startswith(head):
         raise ValueError(f"blob not encrypted for tenant {_tenant(ctx)}: {blob[:20]!r}")
     return bytes(b ^ 0x5A for b in blob[len(head) :])
+
+
+@encryption.context
+async def tenant_of_user(user: BaseUser, ctx: EncryptionContext) -> dict[str, Any]:
+    """With auth (tenants.json), the tenant is the user, whatever the header said."""
+    return {**ctx.metadata, "tenant": user.identity}
