@@ -195,6 +195,10 @@ async def test_the_stored_context_decrypts_without_the_header_and_after_a_restar
         assert state["values"]["steps"] == ["echo", "echo"]
         history = await c.threads.get_history(tid)
         assert any(h["values"].get("value") == {"card": "card-secret"} for h in history)
+        # A copy re-writes the checkpoints (decrypted, then encrypted again) and the thread row.
+        copied = await c.threads.copy(tid)
+        assert (await c.threads.get_state(copied["thread_id"]))["values"]["steps"] == ["echo", "echo"]
+        assert copied["metadata"]["topic"] == "thread-secret"
     assert "card-secret" not in stored_rows(fresh_backend)
 
 
