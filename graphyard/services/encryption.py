@@ -29,7 +29,7 @@ import orjson
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import CipherProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
-from langgraph.store.base import BaseStore, Item, Op, PutOp, Result
+from langgraph.store.base import BaseStore, Item, Op, PutOp, Result, SearchOp
 from langgraph_sdk import Encryption
 from langgraph_sdk.encryption.types import DecryptResult, EncryptionContext
 
@@ -418,7 +418,31 @@ class EncryptingStore(BaseStore):
         for op in ops:
             if isinstance(op, PutOp) and op.value is not None:
                 op = op._replace(value=await self.at_rest.encrypt("store", "value", op.value))
+            elif isinstance(op, SearchOp) and op.filter:
+                op = op._replace(filter=await self._encrypt_filter(op.filter))
             out.append(op)
+        return out
+
+    async def _encrypt_filter(self, filter: dict[str, Any]) -> dict[str, Any]:
+        """Equality operands (`{"k": v}`, `$eq`, `$ne`) encrypted like a value, as metadata filters are:
+        they match encrypted fields when the encryptor is deterministic. Range operators are left as
+        given (they compare with what is stored)."""
+        plain: dict[str, Any] = {}
+        for key, cond in filter.items():
+            if not isinstance(cond, dict):
+                plain[key] = cond
+            elif "$eq" in cond or "$ne" in cond:
+                plain[key] = cond.get("$eq", cond.get("$ne"))
+        if not plain:
+            return filter
+        encrypted = await self.at_rest.encrypt_filter("store", "value", plain) or {}
+        out = dict(filter)
+        for key, value in encrypted.items():
+            cond = filter[key]
+            if not isinstance(cond, dict):
+                out[key] = value
+            else:
+                out[key] = {**cond, **{op: value for op in ("$eq", "$ne") if op in cond}}
         return out
 
     async def _decrypt_item(self, item: Any) -> Any:

@@ -149,6 +149,8 @@ async def test_rows_hold_ciphertext_while_the_api_answers_plaintext(fresh_backen
         assert (await c.store.get_item(["notes"], "n1"))["value"] == {"pin": "store-secret", "owner": "ann"}
         found = await c.store.search_items(["notes"], filter={"owner": "ann"})
         assert [item["value"]["pin"] for item in found["items"]] == ["store-secret"]
+        by_pin = await c.store.search_items(["notes"], filter={"pin": {"$eq": "store-secret"}})
+        assert [item["key"] for item in by_pin["items"]] == ["n1"]
         remembered = await c.runs.wait(
             None, "remember", input={"namespace": ["mem"], "key": "k", "value": {"fact": "graph-store-secret"}}
         )
