@@ -698,12 +698,13 @@ class EncryptingStorage:
     @contextlib.asynccontextmanager
     async def transaction(self) -> Any:
         async with self._inner.transaction() as session:
-            yield EncryptingSession(session, self.at_rest)
+            # Blob handlers alone leave our rows as they are: no per-row detour then.
+            yield EncryptingSession(session, self.at_rest) if self.at_rest.json_enabled else session
 
     @contextlib.asynccontextmanager
     async def read(self) -> Any:
         async with self._inner.read() as session:
-            yield EncryptingSession(session, self.at_rest)
+            yield EncryptingSession(session, self.at_rest) if self.at_rest.json_enabled else session
 
     async def close(self) -> None:
         await self._inner.close()
