@@ -14,7 +14,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import InternalServerError, UnprocessableEntityError
 
 from tests.api.backends import Backend
-from tests.api.support import GRAPHS_DIR, Server
+from tests.api.support import GRAPHS_DIR, Server, eventually
 
 CONFIG = GRAPHS_DIR / "encryption" / "langgraph.json"
 PLAIN_CONFIG = GRAPHS_DIR / "encryption" / "plain.json"
@@ -227,6 +227,39 @@ async def test_the_context_handler_derives_the_tenant_from_the_user(fresh_backen
         assert secret not in rows
     for _, blob in stored_checkpoints(fresh_backend):
         assert b"alice-card" not in blob
+
+
+async def test_a_cron_fires_its_run_under_the_context_it_was_saved_with(fresh_backend: Backend) -> None:
+    """The scheduler has no request: the run a cron fires is encrypted under the cron's stored context,
+    and its worker writes the thread's values under it too."""
+    server = await fresh_backend.start(CONFIG, env={"CRON_SCHEDULER_SLEEP_TIME": "0.1"})
+    async with client(server, ACME) as c:
+        tid = (await c.threads.create())["thread_id"]
+        cron = await c.crons.create_for_thread(
+            tid, "echo", schedule="0 0 1 1 *", input={"value": "cron-secret"}, metadata={"label": "label-secret"}
+        )
+    make_due(fresh_backend, cron["cron_id"])
+    async with client(server) as c:
+        runs = await eventually(
+            lambda: c.runs.list(tid), lambda found: any(r["status"] == "success" for r in found), what="cron run"
+        )
+        assert runs[0]["metadata"]["label"] == "label-secret"
+        assert (await c.threads.get(tid))["values"]["echoed"] == "cron-secret"
+    rows = stored_rows(fresh_backend)
+    assert "cron-secret" not in rows
+    assert "enc:none:" not in rows.replace("enc:none:InN5c3RlbSI=", "")  # only the system assistants'
+
+
+def make_due(backend: Backend, cron_id: str) -> None:
+    """Move a cron's next run into the past, straight in the database."""
+    past = "2000-01-01T00:00:00.000000+00:00"
+    conn = backend.connect()
+    if conn is None:
+        with sqlite3.connect(backend.sqlite_path, timeout=10) as db:
+            db.execute("UPDATE graphyard_crons SET next_run_date = ? WHERE cron_id = ?", (past, cron_id))
+        return
+    with conn:
+        conn.execute("UPDATE graphyard_crons SET next_run_date = %s WHERE cron_id = %s", (past, cron_id))
 
 
 async def test_an_encryptor_that_adds_a_key_fails_the_request_naming_it(fresh_backend: Backend) -> None:
