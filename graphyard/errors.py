@@ -89,3 +89,7 @@ class Unauthorized(GraphyardError):
 
 class ServiceUnavailable(GraphyardError):
     """Service Unavailable"""
+
+
+class EncryptionFailed(GraphyardError):
+    """The project's encryption handler failed."""

@@ -1,6 +1,7 @@
 """The project's storage and queue settings from langgraph.json, resolved into what the server uses:
 LangGraph store options (`store.index`, `store.ttl`), the thread TTL policy (`checkpointer.ttl`) and
-the project's `langgraph_sdk.Priority` object (`priority.path`)."""
+the project's `langgraph_sdk.Priority` object (`priority.path`) and `langgraph_sdk.Encryption` object
+(`encryption.path`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langgraph.store.base import IndexConfig, TTLConfig
-from langgraph_sdk import Priority
+from langgraph_sdk import Encryption, Priority
 
 from graphyard.config import ConfigError, ProjectConfig
 from graphyard.graphs import load_reference
@@ -39,21 +40,48 @@ class Plugins:
     store: StoreOptions = field(default_factory=StoreOptions)
     thread_ttl: ThreadTTL = field(default_factory=ThreadTTL)
     priority: Priority | None = None
+    encryption: Encryption | None = None
+    # "./encryption.py:name", as langgraph.json spells it: error messages name the handlers by it.
+    encryption_ref: str | None = None
 
 
 def load_plugins(project: ProjectConfig) -> Plugins:
-    """Resolve the project's `store`, `checkpointer` and `priority` keys; a problem is one ConfigError line."""
-    if project.raw.get("encryption") is not None:
-        # Serving a project that asked for encryption at rest with plaintext rows would be a silent lie.
-        raise ConfigError(
-            f'{project.path}: "encryption" (custom at-rest encryption) is not supported by graphyard yet, '
-            "and its data would be stored unencrypted; remove the key to serve this project without it"
-        )
+    """Resolve the project's `store`, `checkpointer`, `priority` and `encryption` keys; a problem is one
+    ConfigError line."""
+    encryption, encryption_ref = _encryption(project)
     return Plugins(
         store=_store_options(project),
         thread_ttl=_thread_ttl(project.checkpointer),
         priority=_priority(project),
+        encryption=encryption,
+        encryption_ref=encryption_ref,
     )
+
+
+def _encryption(project: ProjectConfig) -> tuple[Encryption | None, str | None]:
+    block = project.raw.get("encryption")
+    if block is None:
+        return None, None
+    if not isinstance(block, dict) or not isinstance(block.get("path"), str):
+        raise ConfigError(f'{project.path}: "encryption" must be {{"path": "./encryption.py:encryption"}}')
+    ref = block["path"]
+    found = load_reference(project, "encryption.path", ref)
+    if not isinstance(found, Encryption):
+        raise ConfigError(
+            f"{project.path}: encryption.path ({ref}): {type(found).__name__} is not a langgraph_sdk.Encryption"
+        )
+    # A half-registered pair would write data it cannot read back (or expect ciphertext it never wrote).
+    for kind, encrypt, decrypt in (
+        ("blob", found._blob_encryptor, found._blob_decryptor),
+        ("json", found._json_encryptor, found._json_decryptor),
+    ):
+        if (encrypt is None) != (decrypt is None):
+            missing = "decrypt" if decrypt is None else "encrypt"
+            raise ConfigError(
+                f"{project.path}: encryption.path ({ref}): @encryption.{missing}.{kind} is missing; "
+                f"register both @encryption.encrypt.{kind} and @encryption.decrypt.{kind}, or neither"
+            )
+    return found, ref
 
 
 def _priority(project: ProjectConfig) -> Priority | None:

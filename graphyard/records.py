@@ -136,6 +136,9 @@ class Run:
     output: Any = None
     temporary: bool = False
     lease_owner: str | None = None
+    # The at-rest encryption context the run was created under (see services/encryption.py): its
+    # worker writes checkpoints and thread values under it. None without encryption.
+    encryption_context: Json | None = None
 
     @property
     def is_inflight(self) -> bool:
@@ -211,6 +214,8 @@ class Cron:
     next_run_date: str | None
     created_at: str
     updated_at: str
+    # The at-rest encryption context the cron was saved under: the runs it fires are created under it.
+    encryption_context: Json | None = None
 
 
 @dataclass(frozen=True, slots=True)

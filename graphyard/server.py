@@ -18,7 +18,7 @@ from graphyard.api import a2a_routes, enabled, mcp_routes, routes
 from graphyard.api.access import AccessMiddleware
 from graphyard.api.errors import HANDLERS
 from graphyard.api.http import ProjectRoutes, cors_options, header_copier, public_paths
-from graphyard.api.middleware import AuthMiddleware, BodyLimitMiddleware
+from graphyard.api.middleware import AuthMiddleware, BodyLimitMiddleware, EncryptionContextMiddleware
 from graphyard.auth import ProjectAuth
 from graphyard.broker import open_broker
 from graphyard.broker.errors import BrokerUnavailable
@@ -29,6 +29,7 @@ from graphyard.logs import backoff, get_logger
 from graphyard.plugins import Plugins
 from graphyard.services.assistants import ensure_system_assistants
 from graphyard.services.context import Services
+from graphyard.services.encryption import at_rest_for, encrypting
 from graphyard.settings import Settings
 from graphyard.storage import open_storage
 from graphyard.storage.errors import Unavailable
@@ -43,7 +44,9 @@ async def running_services(
     """Open storage and broker, make system assistants, run workers; close everything on exit.
     `exclusive`: this is the only process on the database (dev), so runs left running are orphans."""
     plugins = plugins or Plugins()
-    storage = await patiently("database", lambda: open_storage(settings.database_url, store=plugins.store))
+    storage = encrypting(
+        await patiently("database", lambda: open_storage(settings.database_url, store=plugins.store)), plugins
+    )
     try:
         broker = await patiently(
             "broker",
@@ -202,6 +205,10 @@ def build_app(
         middleware.append(Middleware(AuthMiddleware, auth=auth, public=public_paths(http.mount_prefix)))
     if http.middleware_order == "auth_first":
         middleware += user_middleware
+    at_rest = at_rest_for(plugins or Plugins())
+    if at_rest is not None:
+        log.info("custom encryption at rest enabled", source=plugins.encryption_ref if plugins else None)
+        middleware.append(Middleware(EncryptionContextMiddleware, at_rest=at_rest))
     app = Starlette(routes=served, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
     if user_app is not None:
         # Listed in /openapi.json beside ours, where the project's app answers them.

@@ -8,8 +8,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphyard.api.errors import json_error, log
+from graphyard.api.errors import json_error, log, status_of
 from graphyard.auth import AuthFailed, ProjectAuth
+from graphyard.errors import GraphyardError
+from graphyard.services.encryption import AtRest, parse_context_header, set_request_context
 
 # Reachable without credentials whatever the project's auth says: health, server info and the API's
 # documentation (its page and assets).
@@ -101,4 +103,31 @@ class AuthMiddleware:
             await send({"type": "websocket.close", "code": 1011})
             return
         scope.setdefault("state", {})["auth_user"] = user
+        await self.app(scope, receive, send)
+
+
+class EncryptionContextMiddleware:
+    """With an `encryption` key: the request's encryption context, from the `X-Encryption-Context`
+    header and the project's `@encryption.context` handler (given the authenticated user), for every
+    encrypt and decrypt the request makes. Inside the auth middleware, so the user is known."""
+
+    def __init__(self, app: ASGIApp, at_rest: AtRest) -> None:
+        self.app = app
+        self.at_rest = at_rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header_value = next((v for k, v in scope.get("headers", []) if k == b"x-encryption-context"), None)
+        try:
+            header = parse_context_header(header_value.decode("latin-1")) if header_value else {}
+            user = scope.get("state", {}).get("auth_user")
+            set_request_context(await self.at_rest.request_context(user, header))
+        except GraphyardError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await json_error(status_of(exc), exc.message)(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -45,7 +45,7 @@ from graphyard.records import (
     now,
 )
 from graphyard.serde import dumps, to_jsonable
-from graphyard.services import protocol
+from graphyard.services import encryption, protocol
 from graphyard.services import state as st
 from graphyard.services.channels import END_EVENT, end_payload, run_channel, thread_channel
 from graphyard.services.context import Services
@@ -493,7 +493,11 @@ async def execute(svc: Services, run: Run, attempt: Attempt | None = None) -> We
     execution = Execution(svc, run, attempt.lease if attempt is not None else None)
     configurable = (run.kwargs.get("config") or {}).get("configurable") or {}
     parent = tracing.run_context(configurable) if tracing.enabled() else None
-    with tracing.span("run execute", tracing.run_attributes(run.log_fields()), parent) as span:
+    # Checkpoints, thread values and the output are encrypted under the context the run was created with.
+    with (
+        encryption.context_scope(run.encryption_context),
+        tracing.span("run execute", tracing.run_attributes(run.log_fields()), parent) as span,
+    ):
         execution.span = span
         return await _execute(svc, run, execution, attempt)
 

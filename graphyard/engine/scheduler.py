@@ -15,7 +15,7 @@ import asyncio
 from graphyard.errors import GraphyardError
 from graphyard.logs import Outage, get_logger
 from graphyard.records import now
-from graphyard.services import crons, runs, thread_ttl
+from graphyard.services import crons, encryption, runs, thread_ttl
 from graphyard.services.context import Services
 from graphyard.storage.errors import Unavailable
 
@@ -38,15 +38,16 @@ async def fire_due(svc: Services) -> int:
             continue
         fired += 1
         try:
-            run = await runs.create(
-                svc,
-                crons.run_payload(cron),
-                thread_id=cron.thread_id,
-                user_id=cron.user_id,
-                cron_id=cron.cron_id,
-                # What a priority handler knows of the cron's owner: who made it.
-                caller={"identity": cron.user_id} if cron.user_id else None,
-            )
+            with encryption.context_scope(cron.encryption_context):
+                run = await runs.create(
+                    svc,
+                    crons.run_payload(cron),
+                    thread_id=cron.thread_id,
+                    user_id=cron.user_id,
+                    cron_id=cron.cron_id,
+                    # What a priority handler knows of the cron's owner: who made it.
+                    caller={"identity": cron.user_id} if cron.user_id else None,
+                )
         except GraphyardError as exc:
             log.warning("cron could not create its run", cron_id=cron.cron_id, error=exc.message)
         except Exception:

@@ -39,6 +39,19 @@ class StoreOptions:
     ttl: TTLConfig | None = None
 
 
+class CheckpointMetadataCodec(Protocol):
+    """How a saver stores checkpoint metadata (langgraph.json `encryption`): `encode` turns the metadata
+    LangGraph would store (with the config's keys merged in) into what is stored, `decode` reverses it,
+    `encode_filter` turns a list() metadata filter into one that matches what is stored. Savers that
+    take one (the `metadata_codec` attribute) apply it in their async methods."""
+
+    async def encode(self, metadata: Json) -> Json: ...
+
+    async def decode(self, metadata: Json) -> Json: ...
+
+    async def encode_filter(self, filter: Json | None) -> Json | None: ...
+
+
 class Session(Protocol):
     """Queries on one connection: inside a write transaction, or on a read snapshot."""
 

@@ -95,8 +95,24 @@ def test_priority_path_must_name_a_priority_object(tmp_path: Path) -> None:
     assert "langgraph_sdk.Priority" in message
 
 
-def test_encryption_is_refused_rather_than_ignored(tmp_path: Path) -> None:
-    """A project asking for at-rest encryption does not start with plaintext storage: one line names the key."""
-    message = error_line(tmp_path, encryption={"path": "./encryption.py:encryption"})
-    assert '"encryption"' in message
-    assert "not supported" in message
+def test_encryption_path_must_name_an_encryption_object(tmp_path: Path) -> None:
+    """encryption.path naming something that is not a langgraph_sdk.Encryption is refused in one line."""
+    (tmp_path / "enc.py").write_text("encryption = object()\n")
+    message = error_line(tmp_path, encryption={"path": "./enc.py:encryption"})
+    assert "langgraph_sdk.Encryption" in message
+    assert "encryption.path" in message
+
+
+def test_encryption_needs_both_halves_of_a_pair(tmp_path: Path) -> None:
+    """An encryptor without its decryptor would write what it cannot read back: refused, naming the missing one."""
+    (tmp_path / "enc.py").write_text(
+        "import warnings\n"
+        "from langgraph_sdk import Encryption\n"
+        "warnings.simplefilter('ignore')\n"
+        "encryption = Encryption()\n"
+        "@encryption.encrypt.json\n"
+        "async def enc(ctx, data):\n"
+        "    return data\n"
+    )
+    message = error_line(tmp_path, encryption={"path": "./enc.py:encryption"})
+    assert "@encryption.decrypt.json is missing" in message

@@ -6,17 +6,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_serializable_checkpoint_metadata,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphyard.records import Lease
+from graphyard.storage.ports import CheckpointMetadataCodec
 from graphyard.storage.postgres.session import PostgresSession, translated
 
 # Set while a fenced saver is inside one of its write methods: _cursor then opens a fenced transaction.
@@ -24,15 +33,91 @@ from graphyard.storage.postgres.session import PostgresSession, translated
 _WRITING: ContextVar[bool] = ContextVar("graphyard_fenced_write", default=False)
 
 
+@dataclass(frozen=True, slots=True)
+class _Boxed:
+    """A plain string/number/boolean channel value sent to the blobs table instead of the checkpoint row."""
+
+    value: Any
+
+
 class TranslatingPostgresSaver(AsyncPostgresSaver):
     """AsyncPostgresSaver whose psycopg errors surface as storage errors (Unavailable), like our own queries,
-    so the engine can tell a database outage from an exception raised by a graph."""
+    so the engine can tell a database outage from an exception raised by a graph.
+
+    With an encrypting serializer (langgraph.json `encryption`), channel values that are plain strings,
+    numbers or booleans go to the blobs table too, where they are encrypted: LangGraph keeps them inline
+    in the checkpoint's jsonb otherwise, in plaintext. With a `metadata_codec`, checkpoint metadata is
+    encoded on the way in and decoded on the way out."""
+
+    metadata_codec: CheckpointMetadataCodec | None = None
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        if isinstance(self.serde, EncryptedSerializer):
+            checkpoint, new_versions = _primitives_as_blobs(checkpoint, new_versions)
+        if self.metadata_codec is not None:
+            # Merged here, as the saver would: keys present are not merged again, so none goes in plain.
+            full = get_serializable_checkpoint_metadata(config, metadata)
+            metadata = cast(CheckpointMetadata, await self.metadata_codec.encode(cast(dict[str, Any], full)))
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def _decoded(self, found: CheckpointTuple | None) -> CheckpointTuple | None:
+        if found is None or self.metadata_codec is None:
+            return found
+        metadata = await self.metadata_codec.decode(cast(dict[str, Any], found.metadata))
+        return found._replace(metadata=cast(CheckpointMetadata, metadata))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        found = await super().aget_tuple(config)
+        return found if self.metadata_codec is None else await self._decoded(found)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        if self.metadata_codec is None:
+            async for found in super().alist(config, filter=filter, before=before, limit=limit):
+                yield found
+            return
+        filter = await self.metadata_codec.encode_filter(filter)
+        async for found in super().alist(config, filter=filter, before=before, limit=limit):
+            yield cast(CheckpointTuple, await self._decoded(found))
+
+    def _dump_blobs(
+        self, thread_id: str, checkpoint_ns: str, values: dict[str, Any], versions: ChannelVersions
+    ) -> list[tuple[str, str, str, str, str, bytes | None]]:
+        unboxed = {k: v.value if isinstance(v, _Boxed) else v for k, v in values.items()}
+        return super()._dump_blobs(thread_id, checkpoint_ns, unboxed, versions)
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
         with translated():
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
+
+
+def _primitives_as_blobs(checkpoint: Checkpoint, new_versions: ChannelVersions) -> tuple[Checkpoint, ChannelVersions]:
+    """Box the primitive channel values so that LangGraph stores them as blobs. An unchanged one is
+    written again at its current version (a no-op when its blob row exists): it may have been inline
+    in a checkpoint written before encryption was enabled, and would otherwise be lost."""
+    boxed = {k: _Boxed(v) for k, v in checkpoint["channel_values"].items() if isinstance(v, str | int | float | bool)}
+    if not boxed:
+        return checkpoint, new_versions
+    versions = checkpoint["channel_versions"]
+    extra = {k: versions[k] for k in boxed if k not in new_versions and k in versions}
+    return (
+        cast(Checkpoint, {**checkpoint, "channel_values": {**checkpoint["channel_values"], **boxed}}),
+        {**new_versions, **extra},
+    )
 
 
 class FencedPostgresSaver(TranslatingPostgresSaver):

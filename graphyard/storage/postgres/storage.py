@@ -196,7 +196,9 @@ class PostgresStorage:
         return self._store
 
     def fenced_checkpointer(self, lease: Lease) -> BaseCheckpointSaver[Any]:
-        return FencedPostgresSaver(self._pool, lease, serde=self._saver.serde)
+        saver = FencedPostgresSaver(self._pool, lease, serde=self._saver.serde)
+        saver.metadata_codec = self._saver.metadata_codec
+        return saver
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresSession]:

@@ -10,26 +10,49 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_serializable_checkpoint_metadata,
+)
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from graphyard.records import Lease
+from graphyard.storage.ports import CheckpointMetadataCodec
 from graphyard.storage.sqlite.session import SqliteSession
 
 
 class InlineSqliteSaver(SqliteSaver):
-    """SqliteSaver whose async API runs the sync implementation under an asyncio lock."""
+    """SqliteSaver whose async API runs the sync implementation under an asyncio lock. With a
+    `metadata_codec` (encryption), checkpoint metadata is encoded before the lock and decoded after it."""
+
+    metadata_codec: CheckpointMetadataCodec | None = None
 
     def __init__(self, conn: Any, lock: asyncio.Lock) -> None:
         super().__init__(conn)
         self.async_lock = lock
 
+    async def _encoded(self, config: RunnableConfig, metadata: CheckpointMetadata) -> CheckpointMetadata:
+        assert self.metadata_codec is not None
+        # Merged here, as the saver would: keys present are not merged again, so none goes in plain.
+        full = get_serializable_checkpoint_metadata(config, metadata)
+        return cast(CheckpointMetadata, await self.metadata_codec.encode(cast(dict[str, Any], full)))
+
+    async def _decoded(self, found: CheckpointTuple | None) -> CheckpointTuple | None:
+        if found is None or self.metadata_codec is None:
+            return found
+        metadata = await self.metadata_codec.decode(cast(dict[str, Any], found.metadata))
+        return found._replace(metadata=cast(CheckpointMetadata, metadata))
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         async with self.async_lock:
-            return self.get_tuple(config)
+            found = self.get_tuple(config)
+        return found if self.metadata_codec is None else await self._decoded(found)
 
     async def alist(
         self,
@@ -39,10 +62,12 @@ class InlineSqliteSaver(SqliteSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        if self.metadata_codec is not None:
+            filter = await self.metadata_codec.encode_filter(filter)
         async with self.async_lock:
             found = list(self.list(config, filter=filter, before=before, limit=limit))
         for item in found:
-            yield item
+            yield item if self.metadata_codec is None else cast(CheckpointTuple, await self._decoded(item))
 
     async def aput(
         self,
@@ -51,6 +76,8 @@ class InlineSqliteSaver(SqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        if self.metadata_codec is not None:
+            metadata = await self._encoded(config, metadata)
         async with self.async_lock:
             return self.put(config, checkpoint, metadata, new_versions)
 
@@ -85,6 +112,8 @@ class FencedSqliteSaver(InlineSqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        if self.metadata_codec is not None:
+            metadata = await self._encoded(config, metadata)
         async with self.async_lock:
             await SqliteSession(self.conn).hold_lease(self._lease)
             return self.put(config, checkpoint, metadata, new_versions)

@@ -140,6 +140,7 @@ class SqliteStorage:
     def fenced_checkpointer(self, lease: Lease) -> BaseCheckpointSaver[Any]:
         saver = FencedSqliteSaver(self._writer, self._lock, lease)
         saver.serde = self._saver.serde
+        saver.metadata_codec = self._saver.metadata_codec
         saver.is_setup = True  # the storage ran setup() at open; a fresh saver must not run it per run
         return saver
 
