@@ -32,6 +32,7 @@ from graphyard.services.context import Services
 from graphyard.settings import Settings
 from graphyard.storage import open_storage
 from graphyard.storage.errors import Unavailable
+from graphyard.ui import UiBundles
 
 log = get_logger("graphyard.server")
 
@@ -147,6 +148,7 @@ def build_app(
     auth: ProjectAuth | None = None,
     plugins: Plugins | None = None,
     user_app: Starlette | None = None,
+    ui: UiBundles | None = None,
 ) -> Starlette:
     """The server's app; `user_app` is the project's own (`http.app`): it answers the requests its
     routes match (after the pinned meta routes, before ours), its lifespan runs inside ours and its
@@ -161,6 +163,7 @@ def build_app(
                 "auth": auth,
                 "auth_openapi": (project.auth or {}).get("openapi"),
                 "configurable_headers": header_copier(http),
+                "ui": ui,
             }
             if user_app is None:
                 log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())

@@ -7,7 +7,7 @@ import re
 from starlette.routing import BaseRoute, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp
 
-from graphyard.api import assistants, crons, docs, meta, metrics, protocol, runs, store, threads
+from graphyard.api import assistants, crons, docs, meta, metrics, protocol, runs, store, threads, ui
 from graphyard.api.lazy import LazyApp
 
 # Route groups by path, for the `http.disable_*` switches of langgraph.json (most specific first).
@@ -122,6 +122,9 @@ def routes() -> list[BaseRoute]:
         Route("/store/items", store.delete_item, methods=["DELETE"]),
         Route("/store/items/search", store.search_items, methods=["POST"]),
         Route("/store/namespaces", store.list_namespaces, methods=["POST"]),
+        # generative UI (langgraph.json `ui`); GET of a bundle's files is not authenticated
+        Route("/ui/{graph_id}", ui.component, methods=["POST"]),
+        Route(ui.FILES_PATH, ui.asset, methods=["GET"], name=ui.ASSET_ROUTE),
         # /openapi.json is built from this table (see api/openapi.py), and /docs renders it
         *docs.routes(),
     ]

@@ -1,0 +1,271 @@
+"""Generative UI (langgraph.json `ui`): the components are built with the reference's bundler at startup
+and served as the JS client's LoadExternalComponent fetches them; a graph's push_ui_message reaches the
+stream. The project is tests/graphs/ui (ui.tsx + ui.css, graph.py, auth.py).
+
+Needs Node.js (skipped without it, except with CI=true, where that is a failure). The first build
+downloads the pinned bundler into npm's cache (~/.npm, which CI may cache); later builds are offline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from graphyard.config import load_project_config
+from graphyard.ui import build_ui
+from tests.api.support import GRAPHS_DIR, Server, StartServer, obj
+from tests.api.test_cli import one_error_line, run_dev
+
+PROJECT = GRAPHS_DIR / "ui"
+CONFIG = PROJECT / "langgraph.json"
+TOKEN = {"Authorization": "Bearer ui-token"}
+# The first build may download the bundler; the fixture below does it once, before any server starts.
+FIRST_BUILD_TIMEOUT = 240
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None or shutil.which("npx") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("node and npx are required in CI for the generative UI tests")
+        pytest.skip("node is not installed")
+    return node
+
+
+@pytest.fixture(scope="module")
+def built() -> None:
+    """Build tests/graphs/ui once (into its .graphyard/ui), so every server below starts on a cached build."""
+    _node()
+    build_ui(load_project_config(CONFIG))
+
+
+@pytest.fixture
+async def http(built: None, start_server: StartServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A raw client on a server of tests/graphs/ui (which reuses the fixture's build)."""
+    server = await start_server(config=CONFIG)
+    assert "generative UI bundles unchanged; reusing them" in server.log()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+class _Tags(HTMLParser):
+    """The tags of an HTML snippet with their (entity-decoded) attributes, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(snippet: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(snippet)
+    return parser.tags
+
+
+@pytest.mark.timeout(FIRST_BUILD_TIMEOUT)
+async def test_component_snippet_loads_the_built_bundle(http: httpx.AsyncClient, tmp_path: Path) -> None:
+    """POST /ui/{graph} answers HTML linking the bundle's CSS then JS by absolute URL, with the client's
+    placeholder once; the files come back as CSS and JS; running the JS and the script's onload the way
+    the page does mounts the named component in the shadow root."""
+    response = await http.post("/ui/agent", json={"name": "weather"}, headers={"Accept": "text/html"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    snippet = response.text
+    assert snippet.count("{{shadowRootId}}") == 1
+    # The client replaces the placeholder with its element's id before inserting the snippet.
+    tags = _tags(snippet.replace("{{shadowRootId}}", "child-shadow-r1"))
+    assert [tag for tag, _ in tags] == ["link", "script"]
+    link, script = tags[0][1], tags[1][1]
+    assert link["rel"] == "stylesheet"
+    assert link["href"] == f"{str(http.base_url).rstrip('/')}/ui/agent/entrypoint.css"
+    assert script["src"] == f"{str(http.base_url).rstrip('/')}/ui/agent/entrypoint.js"
+
+    css = await http.get(str(link["href"]))
+    assert css.status_code == 200
+    assert css.headers["content-type"] == "text/css; charset=utf-8"
+    assert "color: rgb(12, 34, 56)" in css.text
+    js = await http.get(str(script["src"]))
+    assert js.status_code == 200
+    assert js.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert js.text.startswith("var __LGUI_agent")
+
+    bundle = tmp_path / "entrypoint.js"
+    bundle.write_bytes(js.content)
+    onload = script["onload"]
+    assert onload is not None
+    rendered = await asyncio.to_thread(
+        subprocess.run,
+        [_node(), str(PROJECT / "render_check.mjs"), str(bundle), onload, "child-shadow-r1", '{"city": "Oslo"}'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(rendered.stdout) == {
+        "shadowRootId": "child-shadow-r1",
+        "target": "div",
+        "mountedInShadowRoot": True,
+        "element": "div",
+        "className": "weather-card",
+        "text": "Weather in Oslo",
+    }
+
+
+async def test_unknown_graphs_files_and_bodies(http: httpx.AsyncClient) -> None:
+    """A graph without UI and a file the bundle does not have are 404 (paths outside it included); a body
+    without a component name is 422; a name that looks like the placeholder cannot add a second one."""
+    missing = await http.post("/ui/nope", json={"name": "weather"})
+    assert missing.status_code == 404
+    assert "nope" in missing.json()["detail"]
+    assert (await http.get("/ui/nope/entrypoint.js")).status_code == 404
+    for path in ("/ui/agent/schemas.json", "/ui/agent/ui.tsx", "/ui/agent/..%2F..%2Fschemas.json", "/ui/agent/%2e%2e"):
+        answer = await http.get(path)
+        assert answer.status_code == 404, path
+        assert "detail" in answer.json()
+    raw = await http.send(http.build_request("GET", "/ui/agent/../../langgraph.json"))
+    assert raw.status_code == 404
+    assert (await http.post("/ui/agent", json={})).status_code == 422
+    assert (await http.post("/ui/agent", json={"name": 3})).status_code == 422
+    tricky = await http.post("/ui/agent", json={"name": "{{shadowRootId}}"})
+    assert tricky.status_code == 200
+    assert tricky.text.count("{{shadowRootId}}") == 1
+
+
+async def test_push_ui_message_streams_in_custom_and_values(built: None, start_server: StartServer) -> None:
+    """The ui message a node pushes arrives as a `custom` event and lands in the state's `ui` list."""
+    server = await start_server(config=CONFIG)
+    client = get_client(url=server.url, api_key=None)
+    try:
+        thread = await client.threads.create()
+        events = [
+            (part.event, part.data)
+            async for part in client.runs.stream(
+                thread["thread_id"], "agent", input={"city": "Lima"}, stream_mode=["custom", "values"]
+            )
+        ]
+        state = await client.threads.get_state(thread["thread_id"])
+    finally:
+        await client.http.client.aclose()
+    custom = [data for event, data in events if event == "custom"]
+    assert len(custom) == 1
+    message = obj(custom[0])
+    assert {k: message[k] for k in ("type", "id", "name", "props")} == {
+        "type": "ui",
+        "id": "weather-1",
+        "name": "weather",
+        "props": {"city": "Lima"},
+    }
+    assert obj(message["metadata"])["merge"] is False
+    values = [obj(data) for event, data in events if event == "values"]
+    assert values[-1]["ui"] == [message]
+    assert obj(state["values"])["ui"] == [message]
+
+
+async def test_post_needs_auth_files_do_not(built: None, start_server: StartServer) -> None:
+    """Under the project's auth POST /ui/{graph} is authenticated like the API; the bundle's files are
+    not (a browser loads them from plain tags), and /openapi.json says so."""
+    server = await start_server(config=PROJECT / "langgraph_auth.json")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        assert (await http.post("/ui/agent", json={"name": "weather"})).status_code == 401
+        allowed = await http.post("/ui/agent", json={"name": "weather"}, headers=TOKEN)
+        assert allowed.status_code == 200
+        assert (await http.get("/ui/agent/entrypoint.js")).status_code == 200
+        assert (await http.get("/ui/agent/missing.js")).status_code == 404
+        doc = (await http.get("/openapi.json")).json()
+    post = doc["paths"]["/ui/{graph_id}"]["post"]
+    files = doc["paths"]["/ui/{graph_id}/{file}"]["get"]
+    assert "security" not in post
+    assert "401" in post["responses"]
+    assert files["security"] == []
+    assert "text/html" in post["responses"]["200"]["content"]
+    assert set(files["responses"]["200"]["content"]) == {"text/javascript", "text/css"}
+
+
+async def test_disable_ui_drops_the_routes(built: None, start_server: StartServer) -> None:
+    """`http.disable_ui` leaves both routes out: 404, and not in /openapi.json."""
+    server = await start_server(config=PROJECT / "langgraph_no_ui_routes.json")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        assert (await http.post("/ui/agent", json={"name": "weather"})).status_code == 404
+        assert (await http.get("/ui/agent/entrypoint.js")).status_code == 404
+        paths = (await http.get("/openapi.json")).json()["paths"]
+    assert not [path for path in paths if path.startswith("/ui")]
+
+
+def _copy(tmp_path: Path) -> Path:
+    """tests/graphs/ui without its build cache, in tmp_path; returns its langgraph.json."""
+    copy = tmp_path / "project"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns(".graphyard", "__pycache__"))
+    return copy / "langgraph.json"
+
+
+async def test_startup_without_node_fails_with_one_line(tmp_path: Path) -> None:
+    """With no node on PATH, dev (reloading or not) stops with one line saying Node.js is needed."""
+    config = _copy(tmp_path)
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
+
+    async def dev(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "graphyard", "dev", "--config", str(config), "--port", "0", *args]
+        command += ["--database", str(tmp_path / f"graphyard{len(args)}.sqlite")]
+        return await asyncio.to_thread(
+            subprocess.run, command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    for result in await asyncio.gather(dev(), dev("--no-reload")):
+        line = one_error_line(result)
+        assert result.returncode == 2
+        assert "Node.js" in line
+        assert "not on PATH" in line
+    assert not (config.parent / ".graphyard" / "ui").exists()
+
+
+@pytest.mark.timeout(FIRST_BUILD_TIMEOUT)
+def test_failed_build_stops_startup_naming_the_error(built: None, tmp_path: Path) -> None:
+    """A component that does not compile stops startup with one error line quoting esbuild, the full
+    output kept in a log file."""
+    config = _copy(tmp_path)
+    (config.parent / "ui.tsx").write_text("export default { weather: () => <div> };\n")
+    result = run_dev(config, tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("graphyard:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert 'building "ui" failed' in errors[0]
+    assert "ERROR" in errors[0]
+    log = re.search(r"full output in (\S+)\)", errors[0])
+    assert log is not None
+    assert "ui.tsx" in Path(log.group(1)).read_text()
+
+
+@pytest.mark.timeout(FIRST_BUILD_TIMEOUT)
+async def test_changed_sources_are_rebuilt(built: None, start_server: StartServer, tmp_path: Path) -> None:
+    """A restart after a source changed rebuilds the bundle and serves the new one (an unchanged
+    project reuses its build: see the server log checked in the first test)."""
+    config = _copy(tmp_path)
+
+    async def css(server: Server) -> str:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            return (await http.get("/ui/agent/entrypoint.css")).text
+
+    first = await start_server(config=config)
+    assert "rgb(12, 34, 56)" in await css(first)
+    assert "building the generative UI" in first.log()
+    first.stop()
+    (config.parent / "ui.css").write_text(".weather-card { color: rgb(200, 100, 50); }\n")
+    second = await start_server(config=config, database=first.database)
+    assert "rgb(200, 100, 50)" in await css(second)
+    builds = [d for d in (config.parent / ".graphyard" / "ui").iterdir() if d.is_dir() and not d.name.startswith(".")]
+    assert len(builds) == 2
