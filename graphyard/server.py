@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount
 
-from graphyard.api import a2a_routes, enabled, mcp_routes, routes
+from graphyard.api import a2a_routes, enabled, mcp_routes, routes, ui_routes
 from graphyard.api.access import AccessMiddleware
 from graphyard.api.errors import HANDLERS
 from graphyard.api.http import ProjectRoutes, cors_options, header_copier, public_paths
@@ -173,7 +173,8 @@ def build_app(
                 log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
                 yield {**(user_state or {}), **state}
 
-    table = enabled([*routes(), *mcp_routes(), *a2a_routes()], http.disabled)
+    ui_table = ui_routes() if ui is not None else []
+    table = enabled([*routes(), *mcp_routes(), *a2a_routes(), *ui_table], http.disabled)
     pinned = [r for r in table if getattr(r, "path", "") in PINNED]
     served: list[BaseRoute] = table
     if http.mount_prefix:

@@ -122,9 +122,6 @@ def routes() -> list[BaseRoute]:
         Route("/store/items", store.delete_item, methods=["DELETE"]),
         Route("/store/items/search", store.search_items, methods=["POST"]),
         Route("/store/namespaces", store.list_namespaces, methods=["POST"]),
-        # generative UI (langgraph.json `ui`); GET of a bundle's files is not authenticated
-        Route("/ui/{graph_id}", ui.component, methods=["POST"]),
-        Route(ui.FILES_PATH, ui.asset, methods=["GET"], name=ui.ASSET_ROUTE),
         # /openapi.json is built from this table (see api/openapi.py), and /docs renders it
         *docs.routes(),
     ]
@@ -173,4 +170,13 @@ def a2a_routes() -> list[Route]:
         Route(a + "/.well-known/agent-card.json", card, methods=["GET"]),
         Route(a + "/.well-known/agent.json", card, methods=["GET"]),
         Route("/.well-known/agent-card.json", LazyApp(_a2a_root_card), methods=["GET"]),
+    ]
+
+
+def ui_routes() -> list[Route]:
+    """/ui: generative UI (langgraph.json `ui`), served only for a project that has it. A group of its
+    own; GET of a bundle's files is not authenticated."""
+    return [
+        Route("/ui/{graph_id}", ui.component, methods=["POST"]),
+        Route(ui.FILES_PATH, ui.asset, methods=["GET"], name=ui.ASSET_ROUTE),
     ]

@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,14 +24,24 @@ from langgraph_sdk import get_client
 
 from graphyard.config import load_project_config
 from graphyard.ui import build_ui
-from tests.api.support import GRAPHS_DIR, Server, StartServer, obj
+from tests.api.support import (
+    GRAPHS_DIR,
+    Server,
+    StartServer,
+    eventually,
+    launch,
+    obj,
+    wait_ready,
+    wait_ready_blocking,
+)
 from tests.api.test_cli import one_error_line, run_dev
+from tests.api.test_dev import STARTUP, start_dev
 
 PROJECT = GRAPHS_DIR / "ui"
 CONFIG = PROJECT / "langgraph.json"
 TOKEN = {"Authorization": "Bearer ui-token"}
-# The first build may download the bundler; the fixture below does it once, before any server starts.
-FIRST_BUILD_TIMEOUT = 240
+# The first build may download the bundler (the `built` fixture does it once, before any server starts).
+pytestmark = pytest.mark.timeout(240)
 
 
 def _node() -> str:
@@ -50,12 +60,23 @@ def built() -> None:
     build_ui(load_project_config(CONFIG))
 
 
+@pytest.fixture(scope="module")
+def ui_server(built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server of tests/graphs/ui for the tests that only read from it (it reuses the fixture's build)."""
+    folder = tmp_path_factory.mktemp("ui-server")
+    server = launch(CONFIG, folder / "graphyard.sqlite", folder / "server.log")
+    try:
+        wait_ready_blocking(server)
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-async def http(built: None, start_server: StartServer) -> AsyncIterator[httpx.AsyncClient]:
-    """A raw client on a server of tests/graphs/ui (which reuses the fixture's build)."""
-    server = await start_server(config=CONFIG)
-    assert "generative UI bundles unchanged; reusing them" in server.log()
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+async def http(ui_server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    """A raw client on the shared server."""
+    assert "generative UI bundles unchanged; reusing them" in ui_server.log()
+    async with httpx.AsyncClient(base_url=ui_server.url, timeout=30) as client:
         yield client
 
 
@@ -76,7 +97,6 @@ def _tags(snippet: str) -> list[tuple[str, dict[str, str | None]]]:
     return parser.tags
 
 
-@pytest.mark.timeout(FIRST_BUILD_TIMEOUT)
 async def test_component_snippet_loads_the_built_bundle(http: httpx.AsyncClient, tmp_path: Path) -> None:
     """POST /ui/{graph} answers HTML linking the bundle's CSS then JS by absolute URL, with the client's
     placeholder once; the files come back as CSS and JS; running the JS and the script's onload the way
@@ -145,10 +165,9 @@ async def test_unknown_graphs_files_and_bodies(http: httpx.AsyncClient) -> None:
     assert tricky.text.count("{{shadowRootId}}") == 1
 
 
-async def test_push_ui_message_streams_in_custom_and_values(built: None, start_server: StartServer) -> None:
+async def test_push_ui_message_streams_in_custom_and_values(http: httpx.AsyncClient) -> None:
     """The ui message a node pushes arrives as a `custom` event and lands in the state's `ui` list."""
-    server = await start_server(config=CONFIG)
-    client = get_client(url=server.url, api_key=None)
+    client = get_client(url=str(http.base_url).rstrip("/"), api_key=None)
     try:
         thread = await client.threads.create()
         events = [
@@ -232,7 +251,6 @@ async def test_startup_without_node_fails_with_one_line(tmp_path: Path) -> None:
     assert not (config.parent / ".graphyard" / "ui").exists()
 
 
-@pytest.mark.timeout(FIRST_BUILD_TIMEOUT)
 def test_failed_build_stops_startup_naming_the_error(built: None, tmp_path: Path) -> None:
     """A component that does not compile stops startup with one error line quoting esbuild, the full
     output kept in a log file."""
@@ -250,22 +268,29 @@ def test_failed_build_stops_startup_naming_the_error(built: None, tmp_path: Path
     assert "ui.tsx" in Path(log.group(1)).read_text()
 
 
-@pytest.mark.timeout(FIRST_BUILD_TIMEOUT)
-async def test_changed_sources_are_rebuilt(built: None, start_server: StartServer, tmp_path: Path) -> None:
-    """A restart after a source changed rebuilds the bundle and serves the new one (an unchanged
-    project reuses its build: see the server log checked in the first test)."""
+async def test_dev_reloads_and_rebuilds_when_a_component_source_changes(built: None, tmp_path: Path) -> None:
+    """`graphyard dev` (reloading) builds at startup; editing the stylesheet restarts the server, which
+    rebuilds and serves the new bundle (an unchanged project reuses its build: see the first test)."""
     config = _copy(tmp_path)
-
-    async def css(server: Server) -> str:
+    server = start_dev(config, tmp_path / "dev.log")
+    try:
+        await wait_ready(server, timeout=STARTUP)
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            return (await http.get("/ui/agent/entrypoint.css")).text
 
-    first = await start_server(config=config)
-    assert "rgb(12, 34, 56)" in await css(first)
-    assert "building the generative UI" in first.log()
-    first.stop()
-    (config.parent / "ui.css").write_text(".weather-card { color: rgb(200, 100, 50); }\n")
-    second = await start_server(config=config, database=first.database)
-    assert "rgb(200, 100, 50)" in await css(second)
-    builds = [d for d in (config.parent / ".graphyard" / "ui").iterdir() if d.is_dir() and not d.name.startswith(".")]
-    assert len(builds) == 2
+            async def css() -> str:
+                try:
+                    return (await http.get("/ui/agent/entrypoint.css")).text
+                except httpx.TransportError:
+                    return ""  # restarting
+
+            assert "rgb(12, 34, 56)" in await css()
+            assert "building the generative UI" in server.log()
+            (config.parent / "ui.css").write_text(".weather-card { color: rgb(200, 100, 50); }\n")
+            await eventually(
+                css, lambda text: "rgb(200, 100, 50)" in text, timeout=STARTUP, interval=0.2, what="the rebuilt CSS"
+            )
+        assert "reloading after changes to ui.css" in server.log()
+        cache = config.parent / ".graphyard" / "ui"
+        assert len([d for d in cache.iterdir() if d.is_dir() and not d.name.startswith(".")]) == 2
+    finally:
+        server.stop()
