@@ -79,7 +79,10 @@ def build_ui(project: ProjectConfig, cache: Path | None = None) -> UiBundles | N
     key = _fingerprint(project, cache)
     target = cache / key
     if not (target / "schemas.json").is_file():
-        _build(project, npx, cache, target)
+        try:
+            _build(project, npx, cache, target)
+        except OSError as exc:
+            raise ConfigError(f'{project.path}: building "ui" failed: cannot write {cache} ({exc})') from None
     else:
         log.info("generative UI bundles unchanged; reusing them", folder=str(target))
     return _read(project, target)
@@ -113,7 +116,10 @@ def _fingerprint(project: ProjectConfig, cache: Path) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([BUILDER, project.ui, project.ui_config], sort_keys=True).encode())
     for path in sorted(_sources(project.root, cache)):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # gone or unreadable since the walk: the bundler would not read it either
         digest.update(f"{path.relative_to(project.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
