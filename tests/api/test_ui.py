@@ -289,6 +289,8 @@ async def test_dev_reloads_and_rebuilds_when_a_component_source_changes(built: N
             await eventually(
                 css, lambda text: "rgb(200, 100, 50)" in text, timeout=STARTUP, interval=0.2, what="the rebuilt CSS"
             )
+        # One reload: the build's own output (.graphyard/ui) never triggers another.
+        assert server.log(tail=10_000).count("graphyard: reloading after changes") == 1, server.log()
         assert "reloading after changes to ui.css" in server.log()
         cache = config.parent / ".graphyard" / "ui"
         assert len([d for d in cache.iterdir() if d.is_dir() and not d.name.startswith(".")]) == 2
