@@ -27,6 +27,7 @@ from graphyard.server import FATAL, build_app, migrate_only, run_worker_only
 from graphyard.settings import Settings
 from graphyard.storage import check_store_support
 from graphyard.storage.errors import StorageError
+from graphyard.ui import build_ui
 
 # langgraph.json keys a project may carry that graphyard does not act on yet (said once at startup).
 IGNORED_KEYS: tuple[str, ...] = ()
@@ -208,9 +209,12 @@ def _serve_http(
     if project.auth and auth is None:
         raise CliError(f'{project.path}: "auth" has no "path"; name your Auth object, e.g. "./auth.py:auth"')
     user_app = load_app(project)
+    ui = build_ui(project)
     _require_free_port(app_settings)
     plugins = _plugins(project, app_settings)
-    app = build_app(app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=plugins, user_app=user_app)
+    app = build_app(
+        app_settings, project, graphs, exclusive=exclusive, auth=auth, plugins=plugins, user_app=user_app, ui=ui
+    )
     print(
         f"graphyard serving {project.path}\n"
         + _banner(app_settings, scheme="https" if ssl else "http", studio_url=studio_url),
@@ -300,7 +304,9 @@ def dev(args: argparse.Namespace) -> int:
     if not args.no_reload:
         # The project loaded above, so a broken one stops here with its one-line error, not in a loop.
         _require_free_port(settings)
-        return supervise(args.argv, [project.root, *project.dependencies], path)
+        # Built here too so a UI that cannot build stops dev with its one line (the server reuses it).
+        build_ui(project)
+        return supervise(args.argv, [project.root, *project.dependencies], path, ui=bool(project.ui))
     stop_with_supervisor()
     return _serve_http(settings, project, graphs, exclusive=True, ssl=ssl, studio_url=args.studio_url)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +103,9 @@ class ProjectConfig:
     raw: dict[str, Any]
     warnings: tuple[str, ...] = ()
     http_config: HttpConfig = HttpConfig()
+    # `ui`: graph id -> its components' file (as written, relative to root); `ui_config`: {"shared": [...]}.
+    ui: dict[str, str] = field(default_factory=dict)
+    ui_config: dict[str, Any] = field(default_factory=dict)
 
 
 def load_project_config(path: Path) -> ProjectConfig:
@@ -123,13 +126,6 @@ def load_project_config(path: Path) -> ProjectConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f'{path}: must be a JSON object like {{"graphs": {{...}}}}')
     root = path.parent
-    if raw.get("ui"):
-        # Generative UI bundles are TypeScript the langgraph CLI compiles with esbuild; serving them
-        # half-way would break the UI silently, so the project is refused instead.
-        raise ConfigError(
-            f'{path}: "ui" (generative UI components) is not supported: graphyard builds and serves no '
-            'JavaScript bundles; remove "ui" to serve the graphs without it'
-        )
     warnings: list[str] = []
     unknown = sorted(key for key in raw if key not in KNOWN_KEYS)
     if unknown:
@@ -149,6 +145,8 @@ def load_project_config(path: Path) -> ProjectConfig:
         raw=raw,
         http_config=_http_environment(_http(path, raw.get("http"), warnings), env),
         warnings=tuple(warnings),
+        ui=_ui(path, root, raw.get("ui")),
+        ui_config=_ui_config(path, raw.get("ui_config")),
     )
 
 
@@ -236,6 +234,32 @@ def _env(path: Path, root: Path, value: Any, warnings: list[str]) -> dict[str, s
         else:
             raise ConfigError(f'{path}: env "{key}" must be a string, got {json.dumps(item)}')
     return env
+
+
+def _ui(path: Path, root: Path, value: Any) -> dict[str, str]:
+    """`ui`: {"agent": "./src/agent/ui.tsx"}; each file must exist inside the project (the bundler's rule)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v.strip() for v in value.values()):
+        raise ConfigError(f'{path}: "ui" must map graph names to component files, e.g. {{"agent": "./ui.tsx"}}')
+    for name, source in value.items():
+        if not name.strip():
+            raise ConfigError(f'{path}: a "ui" name is empty; use the graph id, e.g. {{"agent": "./ui.tsx"}}')
+        resolved = (root / source).resolve()
+        if not resolved.is_relative_to(root):
+            raise ConfigError(f'{path}: ui "{name}": "{source}" is outside the project; keep it under {root}')
+        if not resolved.is_file():
+            raise ConfigError(f'{path}: ui "{name}": file "{source}" not found ({resolved}); fix the path')
+    return dict(value)
+
+
+def _ui_config(path: Path, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    shared = value.get("shared", []) if isinstance(value, dict) else None
+    if not isinstance(shared, list) or not all(isinstance(s, str) for s in shared):
+        raise ConfigError(f'{path}: "ui_config" must look like {{"shared": ["package-name", ...]}}')
+    return dict(value)
 
 
 def _optional_object(path: Path, raw: dict[str, Any], key: str) -> dict[str, Any] | None:

@@ -18,17 +18,22 @@ import watchfiles
 SUPERVISOR_ENV = "GRAPHYARD_RELOAD_SUPERVISOR"
 
 
+# With `ui`, the component sources too: the restarted server rebuilds the bundles.
+UI_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs", ".css")
+
+
 class _ProjectFilter(watchfiles.DefaultFilter):
     """Python files, langgraph.json and .env files (as uvicorn reloads on *.py), outside caches, VCS
     and editor files. Logs, databases and other output written into the project never trigger one."""
 
-    def __init__(self, config: Path) -> None:
-        super().__init__()
+    def __init__(self, config: Path, *, ui: bool = False) -> None:
+        super().__init__(ignore_dirs=(*self.ignore_dirs, ".graphyard"))
         self._config = str(config)
+        self._suffixes = (".py", *UI_SUFFIXES) if ui else (".py",)
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         name = Path(path).name
-        wanted = path.endswith(".py") or path == self._config or name == ".env" or name.startswith(".env.")
+        wanted = path.endswith(self._suffixes) or path == self._config or name == ".env" or name.startswith(".env.")
         return wanted and super().__call__(change, path)
 
 
@@ -37,9 +42,9 @@ def supervised_by_parent() -> bool:
     return os.environ.get(SUPERVISOR_ENV) == str(os.getppid())
 
 
-def supervise(argv: list[str], watch: list[Path], config: Path) -> int:
-    """Run `graphyard ARGV --no-reload` and restart it whenever a watched file changes; SIGINT or
-    SIGTERM stop it (it drains as on any stop) and end the supervisor."""
+def supervise(argv: list[str], watch: list[Path], config: Path, *, ui: bool = False) -> int:
+    """Run `graphyard ARGV --no-reload` and restart it whenever a watched file changes (`ui`: also the
+    generative UI's sources); SIGINT or SIGTERM stop it (it drains as on any stop) and end the supervisor."""
     command = shlex.join([sys.executable, "-m", "graphyard", *argv, "--no-reload"])
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
     # A reload should not wait for runs to finish: they are handed back at once and resume in the new
@@ -56,7 +61,7 @@ def supervise(argv: list[str], watch: list[Path], config: Path) -> int:
         target=command,
         target_type="command",
         callback=announce,
-        watch_filter=_ProjectFilter(config),
+        watch_filter=_ProjectFilter(config, ui=ui),
         debounce=400,
         sigint_timeout=15,
     )

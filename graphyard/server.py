@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount
 
-from graphyard.api import a2a_routes, enabled, mcp_routes, routes
+from graphyard.api import a2a_routes, enabled, mcp_routes, routes, ui_routes
 from graphyard.api.access import AccessMiddleware
 from graphyard.api.errors import HANDLERS
 from graphyard.api.http import ProjectRoutes, cors_options, header_copier, public_paths
@@ -33,6 +33,7 @@ from graphyard.services.encryption import at_rest_for, encrypting
 from graphyard.settings import Settings
 from graphyard.storage import open_storage
 from graphyard.storage.errors import Unavailable
+from graphyard.ui import UiBundles
 
 log = get_logger("graphyard.server")
 
@@ -150,6 +151,7 @@ def build_app(
     auth: ProjectAuth | None = None,
     plugins: Plugins | None = None,
     user_app: Starlette | None = None,
+    ui: UiBundles | None = None,
 ) -> Starlette:
     """The server's app; `user_app` is the project's own (`http.app`): it answers the requests its
     routes match (after the pinned meta routes, before ours), its lifespan runs inside ours and its
@@ -164,6 +166,7 @@ def build_app(
                 "auth": auth,
                 "auth_openapi": (project.auth or {}).get("openapi"),
                 "configurable_headers": header_copier(http),
+                "ui": ui,
             }
             if user_app is None:
                 log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
@@ -173,7 +176,8 @@ def build_app(
                 log.info("graphyard ready", database=settings.database_url, graphs=graphs.graph_ids())
                 yield {**(user_state or {}), **state}
 
-    table = enabled([*routes(), *mcp_routes(), *a2a_routes()], http.disabled)
+    ui_table = ui_routes() if ui is not None else []
+    table = enabled([*routes(), *mcp_routes(), *a2a_routes(), *ui_table], http.disabled)
     pinned = [r for r in table if getattr(r, "path", "") in PINNED]
     served: list[BaseRoute] = table
     if http.mount_prefix:

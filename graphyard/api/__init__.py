@@ -7,7 +7,7 @@ import re
 from starlette.routing import BaseRoute, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp
 
-from graphyard.api import assistants, crons, docs, meta, metrics, protocol, runs, store, threads
+from graphyard.api import assistants, crons, docs, meta, metrics, protocol, runs, store, threads, ui
 from graphyard.api.lazy import LazyApp
 
 # Route groups by path, for the `http.disable_*` switches of langgraph.json (most specific first).
@@ -170,4 +170,13 @@ def a2a_routes() -> list[Route]:
         Route(a + "/.well-known/agent-card.json", card, methods=["GET"]),
         Route(a + "/.well-known/agent.json", card, methods=["GET"]),
         Route("/.well-known/agent-card.json", LazyApp(_a2a_root_card), methods=["GET"]),
+    ]
+
+
+def ui_routes() -> list[Route]:
+    """/ui: generative UI (langgraph.json `ui`), served only for a project that has it. A group of its
+    own; GET of a bundle's files is not authenticated."""
+    return [
+        Route("/ui/{graph_id}", ui.component, methods=["POST"]),
+        Route(ui.FILES_PATH, ui.asset, methods=["GET"], name=ui.ASSET_ROUTE),
     ]

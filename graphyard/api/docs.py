@@ -16,6 +16,7 @@ from graphyard.api.deps import project_auth
 from graphyard.api.middleware import OPEN_PATHS
 from graphyard.api.openapi import document, security_for
 from graphyard.api.schemas import json_response
+from graphyard.api.ui import FILES_PATH
 from graphyard.records import Json
 
 TITLE = "graphyard"
@@ -48,7 +49,7 @@ def _document(request: Request) -> Json:
     if cached is None:
         security = None
         if project_auth(request) is not None:
-            security = security_for(getattr(request.state, "auth_openapi", None), OPEN_PATHS)
+            security = security_for(getattr(request.state, "auth_openapi", None), OPEN_PATHS | {FILES_PATH})
         # The project's own app (`http.app`) answers its routes itself; they are listed too.
         project_routes = getattr(request.app.state, "project_routes", [])
         table = [*request.app.routes, *project_routes]

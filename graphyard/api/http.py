@@ -88,13 +88,14 @@ def header_copier(http: HttpConfig) -> Callable[[Headers], dict[str, str]] | Non
 
 
 def public_paths(prefix: str = "") -> Callable[[Scope], bool]:
-    """Which requests skip authentication: /ok, /info and the docs (also under the mount prefix)."""
+    """Which requests skip authentication: /ok, /info, the docs and GET of generative UI files (also under
+    the mount prefix)."""
 
     def public(scope: Scope) -> bool:
         path: str = scope.get("path", "")
         if prefix and path.startswith(prefix + "/"):
             path = path[len(prefix) :]
-        return is_open(path)
+        return is_open(path) or (scope.get("method") in ("GET", "HEAD") and path.startswith("/ui/"))
 
     return public
 

@@ -201,10 +201,32 @@ def test_good_store_and_checkpointer_settings_load(tmp_path: Path) -> None:
     assert (config.store, config.checkpointer) == (store, checkpointer)
 
 
-def test_ui_bundles_are_refused_with_one_line(tmp_path: Path) -> None:
-    """Generative UI bundles cannot be served, so a project naming them is refused, never half-served."""
-    message = config_error(write_config(tmp_path, {"graphs": {"a": "a:g"}, "ui": {"agent": "./ui.tsx"}}))
-    assert '"ui" (generative UI components) is not supported' in message
+def test_ui_and_ui_config_load_as_written(tmp_path: Path) -> None:
+    """`ui` maps graph names to component files in the project; `ui_config.shared` lists packages."""
+    (tmp_path / "ui.tsx").write_text("export default {};\n")
+    raw = {"graphs": {"a": "a:g"}, "ui": {"a": "./ui.tsx"}, "ui_config": {"shared": ["clsx"]}}
+    config = load_project_config(write_config(tmp_path, raw))
+    assert (config.ui, config.ui_config) == ({"a": "./ui.tsx"}, {"shared": ["clsx"]})
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"ui": ["./ui.tsx"]}, '"ui" must map graph names to component files'),
+        ({"ui": {"a": 3}}, '"ui" must map graph names to component files'),
+        ({"ui": {"a": "./missing.tsx"}}, 'file "./missing.tsx" not found'),
+        ({"ui": {"a": "../outside.tsx"}}, "is outside the project"),
+        ({"ui": {"a": "./ui.tsx"}, "ui_config": {"shared": "clsx"}}, '"ui_config" must look like'),
+        ({"ui": {"a": "./ui.tsx"}, "ui_config": []}, '"ui_config" must look like'),
+    ],
+)
+def test_bad_ui_keys_are_refused_with_one_line(tmp_path: Path, extra: dict[str, Any], expected: str) -> None:
+    """A `ui` entry that is not a file inside the project, or a malformed `ui_config`, says what to fix."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "ui.tsx").write_text("export default {};\n")
+    (tmp_path / "outside.tsx").write_text("export default {};\n")
+    assert expected in config_error(write_config(project, {"graphs": {"a": "a:g"}, **extra}))
 
 
 @pytest.mark.parametrize(
