@@ -15,7 +15,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.api.support import CONFIG, Server, StartServer, launch, wait_ready, wait_ready_blocking
+from tests.api.support import CONFIG, Server, StartServer, launch, running, wait_ready
 
 SERVERS = pytest.StashKey[list[Server]]()
 
@@ -40,13 +40,8 @@ def pytest_runtest_makereport(
 @pytest.fixture(scope="session")
 def session_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One graphyard for every test that does not need a server of its own."""
-    folder = tmp_path_factory.mktemp("session-server")
-    server = launch(CONFIG, folder / "graphyard.sqlite", folder / "server.log")
-    try:
-        wait_ready_blocking(server)
+    with running(CONFIG, tmp_path_factory.mktemp("session-server")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

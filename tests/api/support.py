@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -145,6 +145,18 @@ def launch(
         args=tuple(args),
         env=dict(env or {}),
     )
+
+
+@contextlib.contextmanager
+def running(config: Path, folder: Path) -> Iterator[Server]:
+    """A ready `graphyard dev` on config with its database and log in folder, stopped on exit
+    (for servers shared by a module or a session)."""
+    server = launch(config, folder / "graphyard.sqlite", folder / "server.log")
+    try:
+        wait_ready_blocking(server)
+        yield server
+    finally:
+        server.stop()
 
 
 class ServerNotReady(RuntimeError):

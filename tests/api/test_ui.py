@@ -29,10 +29,9 @@ from tests.api.support import (
     Server,
     StartServer,
     eventually,
-    launch,
     obj,
+    running,
     wait_ready,
-    wait_ready_blocking,
 )
 from tests.api.test_cli import one_error_line, run_dev
 from tests.api.test_dev import STARTUP, start_dev
@@ -63,13 +62,8 @@ def built() -> None:
 @pytest.fixture(scope="module")
 def ui_server(built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server of tests/graphs/ui for the tests that only read from it (it reuses the fixture's build)."""
-    folder = tmp_path_factory.mktemp("ui-server")
-    server = launch(CONFIG, folder / "graphyard.sqlite", folder / "server.log")
-    try:
-        wait_ready_blocking(server)
+    with running(CONFIG, tmp_path_factory.mktemp("ui-server")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -25,6 +24,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphyard.records import Lease
+from graphyard.storage.checkpoint_metadata import decoded, encoded
 from graphyard.storage.ports import CheckpointMetadataCodec
 from graphyard.storage.postgres.session import PostgresSession, translated
 
@@ -61,20 +61,12 @@ class TranslatingPostgresSaver(AsyncPostgresSaver):
         if isinstance(self.serde, EncryptedSerializer):
             checkpoint, new_versions = _primitives_as_blobs(checkpoint, new_versions)
         if self.metadata_codec is not None:
-            # Merged here, as the saver would: keys present are not merged again, so none goes in plain.
-            full = get_serializable_checkpoint_metadata(config, metadata)
-            metadata = cast(CheckpointMetadata, await self.metadata_codec.encode(cast(dict[str, Any], full)))
+            metadata = await encoded(self.metadata_codec, config, metadata)
         return await super().aput(config, checkpoint, metadata, new_versions)
-
-    async def _decoded(self, found: CheckpointTuple | None) -> CheckpointTuple | None:
-        if found is None or self.metadata_codec is None:
-            return found
-        metadata = await self.metadata_codec.decode(cast(dict[str, Any], found.metadata))
-        return found._replace(metadata=cast(CheckpointMetadata, metadata))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         found = await super().aget_tuple(config)
-        return found if self.metadata_codec is None else await self._decoded(found)
+        return found if self.metadata_codec is None else await decoded(self.metadata_codec, found)
 
     async def alist(
         self,
@@ -90,7 +82,7 @@ class TranslatingPostgresSaver(AsyncPostgresSaver):
             return
         filter = await self.metadata_codec.encode_filter(filter)
         async for found in super().alist(config, filter=filter, before=before, limit=limit):
-            yield cast(CheckpointTuple, await self._decoded(found))
+            yield cast(CheckpointTuple, await decoded(self.metadata_codec, found))
 
     def _dump_blobs(
         self, thread_id: str, checkpoint_ns: str, values: dict[str, Any], versions: ChannelVersions

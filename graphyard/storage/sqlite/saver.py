@@ -18,11 +18,11 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from graphyard.records import Lease
+from graphyard.storage.checkpoint_metadata import decoded, encoded
 from graphyard.storage.ports import CheckpointMetadataCodec
 from graphyard.storage.sqlite.session import SqliteSession
 
@@ -37,22 +37,10 @@ class InlineSqliteSaver(SqliteSaver):
         super().__init__(conn)
         self.async_lock = lock
 
-    async def _encoded(self, config: RunnableConfig, metadata: CheckpointMetadata) -> CheckpointMetadata:
-        assert self.metadata_codec is not None
-        # Merged here, as the saver would: keys present are not merged again, so none goes in plain.
-        full = get_serializable_checkpoint_metadata(config, metadata)
-        return cast(CheckpointMetadata, await self.metadata_codec.encode(cast(dict[str, Any], full)))
-
-    async def _decoded(self, found: CheckpointTuple | None) -> CheckpointTuple | None:
-        if found is None or self.metadata_codec is None:
-            return found
-        metadata = await self.metadata_codec.decode(cast(dict[str, Any], found.metadata))
-        return found._replace(metadata=cast(CheckpointMetadata, metadata))
-
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         async with self.async_lock:
             found = self.get_tuple(config)
-        return found if self.metadata_codec is None else await self._decoded(found)
+        return found if self.metadata_codec is None else await decoded(self.metadata_codec, found)
 
     async def alist(
         self,
@@ -67,7 +55,9 @@ class InlineSqliteSaver(SqliteSaver):
         async with self.async_lock:
             found = list(self.list(config, filter=filter, before=before, limit=limit))
         for item in found:
-            yield item if self.metadata_codec is None else cast(CheckpointTuple, await self._decoded(item))
+            yield (
+                item if self.metadata_codec is None else cast(CheckpointTuple, await decoded(self.metadata_codec, item))
+            )
 
     async def aput(
         self,
@@ -77,7 +67,7 @@ class InlineSqliteSaver(SqliteSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         if self.metadata_codec is not None:
-            metadata = await self._encoded(config, metadata)
+            metadata = await encoded(self.metadata_codec, config, metadata)
         async with self.async_lock:
             return self.put(config, checkpoint, metadata, new_versions)
 
@@ -113,7 +103,7 @@ class FencedSqliteSaver(InlineSqliteSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         if self.metadata_codec is not None:
-            metadata = await self._encoded(config, metadata)
+            metadata = await encoded(self.metadata_codec, config, metadata)
         async with self.async_lock:
             await SqliteSession(self.conn).hold_lease(self._lease)
             return self.put(config, checkpoint, metadata, new_versions)
