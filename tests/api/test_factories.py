@@ -173,7 +173,8 @@ async def test_factory_in_a_separate_worker_on_postgres(cluster: Cluster, tmp_pa
         ran = log.new(form)
         _check(form, ran, "threads.create_run", thread_id if form in CONFIG_FORMS else None)
         assert _builds(ran)[0]["context"] == {"label": "pg"}
-        assert _builds(ran)[0]["store"] == "AsyncPostgresStore"
+        # LangGraph's PostgreSQL store, wrapped so that an outage reads as a retryable fault.
+        assert _builds(ran)[0]["store"] == "TranslatingPostgresStore"
         await sdk.threads.get_state(thread_id)
         _check(form, log.new(form), "threads.read", thread_id if form in CONFIG_FORMS else None)
         await sdk.threads.update_state(thread_id, {"count": 5})
