@@ -55,6 +55,8 @@ log = get_logger("graphyard.engine")
 
 # How long a finished run waits for its last events to reach an unreachable broker before freeing its slot.
 STREAM_DRAIN_SECONDS = 30.0
+# How long a cancelled attempt may take to stop before a repeated cancel signal cancels it again.
+RECANCEL_AFTER_SECONDS = 1.0
 
 # Stream modes a client may ask for, and the LangGraph mode that produces each.
 _LANGGRAPH_MODE = {
@@ -526,13 +528,22 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
     task = asyncio.current_task()
     assert task is not None
 
+    cancels_sent: list[float] = []  # monotonic times this attempt cancelled its own task
+
     def on_cancel(action: str) -> None:
-        # Signals can arrive twice (broker and lease heartbeat); only the first one cancels.
-        if execution.cancel_action is not None:
+        # A cancel is signalled again on every lease heartbeat until the run ends; the first action wins.
+        # A repeat that finds the attempt still running means the cancellation was swallowed on its way
+        # up (seen inside LangGraph's stream on Python 3.11), so the task is cancelled again; not sooner
+        # than a second after the last time, so as not to cut short cleanup a cancellation already runs.
+        if execution.cancel_action is None:
+            execution.cancel_action = (
+                CancelAction(action) if action in ("interrupt", "rollback") else CancelAction.INTERRUPT
+            )
+        elif task.done() or not cancels_sent or time.monotonic() - cancels_sent[-1] < RECANCEL_AFTER_SECONDS:
             return
-        execution.cancel_action = (
-            CancelAction(action) if action in ("interrupt", "rollback") else CancelAction.INTERRUPT
-        )
+        else:
+            execution.log.warning("run still running after its cancel; cancelling again")
+        cancels_sent.append(time.monotonic())
         task.cancel()
 
     unregister = svc.broker.on_cancel(run.run_id, on_cancel)
@@ -571,8 +582,10 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
         if action is None:
             execution.log.info("run handed back", run_exec_ms=round((time.monotonic() - started) * 1000))
             raise  # shutdown (the worker requeues the run) or the lease was lost (nothing to write)
-        # The cancel consumed our cancellation; uncancel so the bookkeeping below can await.
-        task.uncancel()
+        # The cancel consumed our cancellations; uncancel so the bookkeeping below can await.
+        for _ in cancels_sent:
+            if task.uncancel() == 0:
+                break
         execution.log.info("run cancelled", action=action.value)
         if action is CancelAction.ROLLBACK:
             await rollback(svc, run, lease)

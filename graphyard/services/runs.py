@@ -203,11 +203,8 @@ async def _cancel_in_tx(tx: Session, run: Run, action: CancelAction) -> bool:
     """Cancel inside the creating transaction: a pending run stops at once; a running one is asked
     to stop (True: the caller signals its worker after commit)."""
     stamp = isoformat(now())
-    if run.status is RunStatus.PENDING:
-        if action is CancelAction.ROLLBACK:
-            await tx.delete_run(run.run_id)
-        else:
-            await tx.finish_run(run.run_id, RunStatus.INTERRUPTED, run.output, stamp)
+    # A worker may claim the run between our read and this write: then it is running, and asked.
+    if run.status is RunStatus.PENDING and await tx.stop_pending_run(run.run_id, action, stamp):
         return False
     await tx.request_cancel(run.run_id, action, stamp)
     return True

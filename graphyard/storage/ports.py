@@ -198,6 +198,10 @@ class Session(Protocol):
     async def finish_run(self, run_id: str, status: RunStatus, output: Any, updated_at: str) -> None:
         """Record a run's terminal status and its join output, and release its lease."""
 
+    async def stop_pending_run(self, run_id: str, action: CancelAction, updated_at: str) -> bool:
+        """Stop a run that has not started: interrupted, or deleted for a rollback. False when it is no
+        longer pending (a worker claimed it since it was read): its worker must be asked instead."""
+
     async def request_cancel(self, run_id: str, action: CancelAction, updated_at: str) -> None:
         """Record that a running run must stop, with the action to take."""
 

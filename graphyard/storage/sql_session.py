@@ -347,6 +347,11 @@ class SqlSession:
         }
         await self._db.execute(self._q["finish_run"], params)
 
+    async def stop_pending_run(self, run_id: str, action: CancelAction, updated_at: str) -> bool:
+        query = "delete_pending_run" if action is CancelAction.ROLLBACK else "stop_pending_run"
+        params = {"run_id": run_id, "updated_at": updated_at, "origin": self._db.origin}
+        return await self._db.one(self._q[query], params) is not None
+
     async def request_cancel(self, run_id: str, action: CancelAction, updated_at: str) -> None:
         params = {"run_id": run_id, "action": action.value, "updated_at": updated_at}
         await self._db.execute(self._q["request_cancel"], params)

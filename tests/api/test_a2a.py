@@ -160,13 +160,13 @@ async def test_get_returns_the_task_with_at_most_the_history_asked_for(http: htt
     assert [m.role for m in short.history] == [a2a.Role.agent]
 
 
-async def test_cancel_stops_a_running_task(http: httpx.AsyncClient) -> None:
+async def test_cancel_stops_a_running_task(http: httpx.AsyncClient, backend: Server) -> None:
     """A non-blocking send answers at once; tasks/cancel stops the run and the task reads canceled."""
     params = {"message": _message(_data({"delay": 30})), "configuration": {"blocking": False}}
     started = await _task(http, "slow", "message/send", params)
     assert started.status.state in (a2a.TaskState.submitted, a2a.TaskState.working)
     canceled = await _task(http, "slow", "tasks/cancel", {"id": started.id})
-    assert canceled.status.state is a2a.TaskState.canceled
+    assert canceled.status.state is a2a.TaskState.canceled, backend.log(400)
     again = await _task(http, "slow", "tasks/get", {"id": started.id})
     assert again.status.state is a2a.TaskState.canceled
     assert again.artifacts is None

@@ -598,6 +598,32 @@ async def test_request_cancel_reaches_the_owning_worker(storage: Storage) -> Non
         assert got is not None and got.cancel_action == CancelAction.ROLLBACK
 
 
+@pytest.mark.parametrize("action", [CancelAction.INTERRUPT, CancelAction.ROLLBACK])
+async def test_stopping_a_pending_run_spares_one_a_worker_claimed(storage: Storage, action: CancelAction) -> None:
+    """A cancel reads a run as pending, a worker claims it, then the cancel writes: the claimed run stays
+    running and leased (its worker is asked instead); a run still pending is interrupted, or deleted."""
+    threads = [await new_thread(storage) for _ in range(2)]
+    claimed, waiting = make_run(threads[0].thread_id), make_run(threads[1].thread_id)
+    await add_runs(storage, claimed, waiting)
+    async with storage.read() as db:
+        read = {r.run_id: r.status for r in await db.cancellable_runs(thread_id=None, run_ids=None, status="pending")}
+    assert read == {claimed.run_id: RunStatus.PENDING, waiting.run_id: RunStatus.PENDING}
+    taken = await claim(storage, worker="w1")
+    assert taken is not None and taken.run_id == claimed.run_id
+    async with storage.transaction() as tx:
+        assert await tx.stop_pending_run(claimed.run_id, action, stamp()) is False
+        assert await tx.stop_pending_run(waiting.run_id, action, stamp()) is True
+    async with storage.read() as db:
+        still = await db.get_run(claimed.run_id)
+        assert still is not None and (still.status, still.attempt) == (RunStatus.RUNNING, 1)
+        assert [r.run_id for r in await db.running_runs()] == [claimed.run_id]
+        stopped = await db.get_run(waiting.run_id)
+        if action is CancelAction.ROLLBACK:
+            assert stopped is None
+        else:
+            assert stopped is not None and stopped.status is RunStatus.INTERRUPTED
+
+
 async def test_requeue_keeps_attempts(storage: Storage) -> None:
     """requeue_run returns a running run to the queue; the next claim counts a second attempt."""
     thread = await new_thread(storage)

@@ -215,6 +215,31 @@ WITH finished AS (
 SELECT pg_notify('graphyard_runs', %(origin)s) AS notified FROM finished AS f
 WHERE EXISTS (SELECT 1 FROM graphyard_runs AS p WHERE p.thread_id = f.thread_id AND p.status = 'pending')
 
+-- name: stop_pending_run
+-- Interrupt a run that has not started; no row back when a worker claimed it first (the row lock makes a
+-- concurrent claim skip it, or makes us wait for the claim and then see it running). Wake workers for the
+-- thread's next pending run.
+WITH stopped AS (
+    UPDATE graphyard_runs
+    SET status = 'interrupted', updated_at = %(updated_at)s, lease_owner = NULL, lease_expires_at = NULL
+    WHERE run_id = %(run_id)s AND status = 'pending'
+    RETURNING thread_id
+), woken AS (
+    SELECT pg_notify('graphyard_runs', %(origin)s) FROM stopped AS s
+    WHERE EXISTS (SELECT 1 FROM graphyard_runs AS p WHERE p.thread_id = s.thread_id AND p.status = 'pending')
+)
+SELECT 1 AS stopped, (SELECT count(*) FROM woken) AS woken FROM stopped
+
+-- name: delete_pending_run
+-- Roll back a run that has not started; no row back when a worker claimed it first.
+WITH deleted AS (
+    DELETE FROM graphyard_runs WHERE run_id = %(run_id)s AND status = 'pending' RETURNING thread_id
+), woken AS (
+    SELECT pg_notify('graphyard_runs', %(origin)s) FROM deleted AS d
+    WHERE EXISTS (SELECT 1 FROM graphyard_runs AS p WHERE p.thread_id = d.thread_id AND p.status = 'pending')
+)
+SELECT 1 AS stopped, (SELECT count(*) FROM woken) AS woken FROM deleted
+
 -- name: request_cancel
 -- Ask the worker holding a run to stop it.
 UPDATE graphyard_runs SET cancel_action = %(action)s, updated_at = %(updated_at)s WHERE run_id = %(run_id)s

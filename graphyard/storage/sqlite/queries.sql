@@ -174,6 +174,17 @@ WHERE run_id = :run_id
 -- Ask the worker holding a run to stop it.
 UPDATE graphyard_runs SET cancel_action = :action, updated_at = :updated_at WHERE run_id = :run_id
 
+-- name: stop_pending_run
+-- Interrupt a run that has not started; no row back when a worker claimed it first.
+UPDATE graphyard_runs
+SET status = 'interrupted', updated_at = :updated_at, lease_owner = NULL, lease_expires_at = NULL
+WHERE run_id = :run_id AND status = 'pending'
+RETURNING 1 AS stopped
+
+-- name: delete_pending_run
+-- Roll back a run that has not started; no row back when a worker claimed it first.
+DELETE FROM graphyard_runs WHERE run_id = :run_id AND status = 'pending' RETURNING 1 AS stopped
+
 -- name: requeue_run
 -- Put a running run back in the queue.
 UPDATE graphyard_runs
