@@ -206,6 +206,9 @@ class MemoryBroker:
         return MemorySubscription(ch, queue, replay)
 
     async def send_cancel(self, run_id: str, action: str) -> None:
+        self.cancel_here(run_id, action)
+
+    def cancel_here(self, run_id: str, action: str) -> None:
         for callback in list(self._cancel.get(run_id, ())):
             callback(action)
 

@@ -64,6 +64,10 @@ class Broker(Protocol):
     def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
         """Call callback(action) when a cancel for run_id arrives; returns the function that unregisters."""
 
+    def cancel_here(self, run_id: str, action: str) -> None:
+        """Deliver a cancel for run_id to this process's callbacks only, without the broker's server (the
+        lease heartbeat read it from the run's row, so it arrives while the broker is away too)."""
+
     async def ping(self) -> None:
         """Return when the broker answers; BrokerUnavailable when it cannot be reached."""
 

@@ -332,7 +332,8 @@ class RedisBroker:
                             lost = False
                             logger.warning("cancel listener reconnected to Redis")
                     elif message["type"] == "message":
-                        self._dispatch(message["data"])
+                        run_id, _, action = message["data"].decode(errors="replace").rpartition(":")
+                        self.cancel_here(run_id, action)
             except _DISCONNECTED as exc:
                 if not lost:  # one line per outage, not one per reconnect attempt
                     lost = True
@@ -344,8 +345,7 @@ class RedisBroker:
             await asyncio.sleep(random.uniform(delay / 2, delay))  # jitter: processes do not reconnect in lockstep
             delay = min(delay * 2, self._max_backoff)
 
-    def _dispatch(self, payload: bytes) -> None:
-        run_id, _, action = payload.decode(errors="replace").rpartition(":")
+    def cancel_here(self, run_id: str, action: str) -> None:
         for callback in list(self._callbacks.get(run_id, ())):
             try:
                 callback(action)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from graphyard import tracing
+from graphyard.broker.errors import BrokerUnavailable
 from graphyard.broker.ports import Subscription
 from graphyard.errors import (
     InvalidRequest,
@@ -210,9 +211,20 @@ async def _cancel_in_tx(tx: Session, run: Run, action: CancelAction) -> bool:
     return True
 
 
-async def _signal_and_wait(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
+async def signal_cancel(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
+    """Tell the workers of running runs whose cancel was committed. The row holds the request, so while
+    the broker is away each worker still finds it at its next lease heartbeat."""
     for run in runs:
-        await svc.broker.send_cancel(run.run_id, action.value)
+        try:
+            await svc.broker.send_cancel(run.run_id, action.value)
+        except BrokerUnavailable:
+            log.warning(
+                "cancel recorded; broker unreachable, the worker sees it at its next heartbeat", run_id=run.run_id
+            )
+
+
+async def _signal_and_wait(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
+    await signal_cancel(svc, runs, action)
     deadline = time.monotonic() + SUPERSEDE_DEADLINE
     for run in runs:
         await result(svc, run.run_id, deadline=deadline)
@@ -383,8 +395,7 @@ async def cancel(
         for tid in {run.thread_id for run in stopped}:
             await _settle_idle_thread(tx, tid, stamp)
     await _end_streams(svc, stopped, action)
-    for run in running:
-        await svc.broker.send_cancel(run.run_id, action.value)
+    await signal_cancel(svc, running, action)
     if wait:
         deadline = time.monotonic() + SUPERSEDE_DEADLINE
         for run in running:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,7 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateUpdate
 from langgraph_sdk.auth.types import BaseUser
 
+from graphyard.broker.errors import BrokerUnavailable
 from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFound
 from graphyard.graphs import GraphAccess
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
@@ -99,7 +101,9 @@ async def delete(svc: Services, thread_id: str, auth: Json | None = None) -> Non
         running = await tx.inflight_runs(thread_id)
         await tx.delete_thread(thread_id)
     for run in running:
-        await svc.broker.send_cancel(run.run_id, "rollback")
+        # Its row is gone: should the signal not get through, its worker's next heartbeat stops it anyway.
+        with contextlib.suppress(BrokerUnavailable):
+            await svc.broker.send_cancel(run.run_id, "rollback")
     # The saver shares the write lock, so checkpoints go after our transaction has committed.
     await svc.storage.checkpointer.adelete_thread(thread_id)
 
