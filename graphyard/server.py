@@ -214,6 +214,7 @@ def build_app(
         log.info("custom encryption at rest enabled", source=plugins.encryption_ref if plugins else None)
         middleware.append(Middleware(EncryptionContextMiddleware, at_rest=at_rest))
     app = Starlette(routes=served, middleware=middleware, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.state.mount_prefix = http.mount_prefix or ""  # /openapi.json marks the open routes under it too
     if user_app is not None:
         # Listed in /openapi.json beside ours, where the project's app answers them.
         project_routes = list(user_app.routes)

@@ -49,7 +49,10 @@ def _document(request: Request) -> Json:
     if cached is None:
         security = None
         if project_auth(request) is not None:
-            security = security_for(getattr(request.state, "auth_openapi", None), OPEN_PATHS | {FILES_PATH})
+            open_paths = OPEN_PATHS | {FILES_PATH}
+            prefix: str = getattr(request.app.state, "mount_prefix", "")
+            open_paths |= {prefix + path for path in open_paths}
+            security = security_for(getattr(request.state, "auth_openapi", None), open_paths)
         # The project's own app (`http.app`) answers its routes itself; they are listed too.
         project_routes = getattr(request.app.state, "project_routes", [])
         table = [*request.app.routes, *project_routes]

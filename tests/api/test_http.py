@@ -194,6 +194,11 @@ async def test_mount_prefix_serves_everything_under_it(served: Any) -> None:
         assert result == {"headers": {}}
     finally:
         await sdk.http.client.aclose()
+    paths = (await http.get("/api/openapi.json")).json()["paths"]
+    # Routes that need no credentials say so under the prefix too; the API's routes keep the requirement.
+    assert paths["/api/ok"]["get"]["security"] == []
+    assert paths["/api/info"]["get"]["security"] == []
+    assert "security" not in paths["/api/threads/search"]["post"]
 
 
 @pytest.mark.parametrize(
