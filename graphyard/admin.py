@@ -19,11 +19,14 @@ from typing import Any
 import orjson
 
 from graphyard.broker import open_broker
+from graphyard.config import ConfigError, apply_project, load_project_config
 from graphyard.errors import GraphyardError
 from graphyard.graphs import GraphRegistry
+from graphyard.plugins import Plugins, load_encryption
 from graphyard.records import CancelAction, LeasedRun, QueueStats
 from graphyard.services import operators
 from graphyard.services.context import Services
+from graphyard.services.encryption import encrypting
 from graphyard.settings import Settings
 from graphyard.storage import open_storage
 
@@ -101,13 +104,24 @@ async def _services(args: argparse.Namespace) -> AsyncIterator[Services]:
             "not at once",
             file=sys.stderr,
         )
-    storage = await open_storage(database)
+    storage = encrypting(await open_storage(database), _encryption(Path(args.config)))
     broker = await open_broker(broker_url, prefix=settings.redis_prefix, ttl_seconds=settings.stream_ttl_seconds)
     try:
         yield Services(storage=storage, broker=broker, graphs=GraphRegistry({}), settings=settings)
     finally:
         await broker.close()
         await storage.close()
+
+
+def _encryption(config: Path) -> Plugins:
+    """The project's encryption handlers, so that run metadata prints decrypted (none without the file
+    or the key: the commands also serve a database whose project is elsewhere)."""
+    if not config.is_file():
+        return Plugins()
+    project = load_project_config(config.resolve())
+    apply_project(project)
+    encryption, ref = load_encryption(project)
+    return Plugins(encryption=encryption, encryption_ref=ref)
 
 
 def _run_json(found: LeasedRun) -> dict[str, Any]:
@@ -212,7 +226,7 @@ def admin(args: argparse.Namespace) -> int:
     """Run one operator command; a refusal or a missing id is one line on stderr and exit status 1."""
     try:
         asyncio.run(_dispatch(args))
-    except GraphyardError as exc:
+    except (GraphyardError, ConfigError) as exc:
         print(f"graphyard: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -48,7 +48,7 @@ class Plugins:
 def load_plugins(project: ProjectConfig) -> Plugins:
     """Resolve the project's `store`, `checkpointer`, `priority` and `encryption` keys; a problem is one
     ConfigError line."""
-    encryption, encryption_ref = _encryption(project)
+    encryption, encryption_ref = load_encryption(project)
     return Plugins(
         store=_store_options(project),
         thread_ttl=_thread_ttl(project.checkpointer),
@@ -58,7 +58,8 @@ def load_plugins(project: ProjectConfig) -> Plugins:
     )
 
 
-def _encryption(project: ProjectConfig) -> tuple[Encryption | None, str | None]:
+def load_encryption(project: ProjectConfig) -> tuple[Encryption | None, str | None]:
+    """The project's `encryption` handlers and how langgraph.json names them; (None, None) without the key."""
     block = project.raw.get("encryption")
     if block is None:
         return None, None

@@ -13,6 +13,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import InternalServerError, UnprocessableEntityError
 
+from tests.api.admin_cli import graphyard
 from tests.api.backends import Backend
 from tests.api.support import GRAPHS_DIR, Server, eventually
 
@@ -300,3 +301,21 @@ async def test_data_written_before_encryption_was_enabled_still_reads(fresh_back
     rows = stored_rows(fresh_backend)
     assert "thread-secret" not in rows
     assert "card-secret" not in rows
+
+
+async def test_operator_commands_print_run_metadata_decrypted(fresh_backend: Backend) -> None:
+    """`graphyard runs list|show --config` loads the project's encryption handlers and prints a run's
+    metadata in plaintext; without the project it prints what is stored, never a crash."""
+    server = await fresh_backend.start(CONFIG)
+    async with client(server, ACME) as c:
+        thread = await c.threads.create()
+        run = await c.runs.create(thread["thread_id"], "echo", input={"value": 1}, metadata={"note": "run-secret"})
+        await c.runs.join(thread["thread_id"], run["run_id"])
+    database = fresh_backend.database_uri or str(fresh_backend.sqlite_path)
+    common = ("--database", database, "--json")
+    shown = (await graphyard("runs", "show", run["run_id"], "--config", str(CONFIG), *common)).json()
+    assert shown["metadata"]["note"] == "run-secret"
+    listed = (await graphyard("runs", "list", "--config", str(CONFIG), "--status", "success", *common)).json()
+    assert [r["metadata"].get("note") for r in listed if r["run_id"] == run["run_id"]] == ["run-secret"]
+    raw = await graphyard("runs", "show", run["run_id"], "--config", str(fresh_backend.tmp / "none.json"), *common)
+    assert "run-secret" not in raw.stdout and raw.code == 0, raw.stderr
