@@ -208,6 +208,9 @@ class MemoryBroker:
     async def send_cancel(self, run_id: str, action: str) -> None:
         self.cancel_here(run_id, action)
 
+    def listen_for_cancels(self) -> None:
+        pass  # signals are delivered by direct calls
+
     def cancel_here(self, run_id: str, action: str) -> None:
         for callback in list(self._cancel.get(run_id, ())):
             callback(action)

@@ -64,6 +64,10 @@ class Broker(Protocol):
     def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
         """Call callback(action) when a cancel for run_id arrives; returns the function that unregisters."""
 
+    def listen_for_cancels(self) -> None:
+        """Start receiving cancel signals now rather than with the first run (a worker calls it when it
+        starts): a signal sent before the process listens is only delivered by the lease heartbeat."""
+
     def cancel_here(self, run_id: str, action: str) -> None:
         """Deliver a cancel for run_id to this process's callbacks only, without the broker's server (the
         lease heartbeat read it from the run's row, so it arrives while the broker is away too)."""

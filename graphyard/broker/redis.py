@@ -298,11 +298,14 @@ class RedisBroker:
         with translated():
             await self.redis.ping()
 
-    def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
-        self._callbacks.setdefault(run_id, []).append(callback)
+    def listen_for_cancels(self) -> None:
         if self._listener is None or self._listener.done():
             self._listener = asyncio.get_running_loop().create_task(self._listen(), name="graphyard-cancel-listener")
             self._listener.add_done_callback(_report_listener_death)
+
+    def on_cancel(self, run_id: str, callback: CancelCallback) -> Callable[[], None]:
+        self._callbacks.setdefault(run_id, []).append(callback)
+        self.listen_for_cancels()
 
         def unregister() -> None:
             callbacks = self._callbacks.get(run_id)

@@ -64,6 +64,7 @@ class Worker:
         """Claim and execute until stop is set. Side tasks (lease heartbeat, sweeper, cron scheduler) are supervised:
         if one dies, the loop stops and run() raises, so the process does not go on half-dead. A dependency
         being away is not a death: every loop waits for it with backoff."""
+        self.svc.broker.listen_for_cancels()
         side = [
             asyncio.create_task(
                 heartbeat(self.svc, self.worker_id, stop, self._live_attempts, self._lose, self._hand_back_orphans),

@@ -404,6 +404,37 @@ async def test_redis_streams_expire(redis_env: RedisEnv) -> None:
 
 
 @pytest.mark.redis
+async def test_redis_a_worker_listens_before_its_first_run(redis_env: RedisEnv) -> None:
+    """listen_for_cancels subscribes before any run registers, so the very first signal for a run
+    registered afterwards arrives once (a lazily started listener would miss it)."""
+    sender = await RedisBroker.connect(redis_env.url, prefix=redis_env.prefix)
+    worker = await RedisBroker.connect(redis_env.url, prefix=redis_env.prefix)
+    try:
+        worker.listen_for_cancels()
+        channel_name = f"{redis_env.prefix}cancel"
+        deadline = time.monotonic() + DEADLINE
+        while dict(await sender.redis.pubsub_numsub(channel_name)).get(channel_name.encode(), 0) < 1:
+            assert time.monotonic() < deadline, "the listener never subscribed"
+            await asyncio.sleep(0.02)
+        run_id = str(uuid.uuid4())
+        got: list[str] = []
+        arrived = asyncio.Event()
+
+        def received(action: str) -> None:
+            got.append(action)
+            arrived.set()
+
+        worker.on_cancel(run_id, received)
+        await sender.send_cancel(run_id, "rollback")
+        async with asyncio.timeout(DEADLINE):
+            await arrived.wait()
+        assert got == ["rollback"]
+    finally:
+        await worker.close()
+        await sender.close()
+
+
+@pytest.mark.redis
 async def test_redis_numbered_channel_expires_with_its_counter(redis_env: RedisEnv) -> None:
     """A numbered channel's stream, counter and mark share one TTL, so numbering restarts after expiry."""
     broker = await RedisBroker.connect(redis_env.url, prefix=redis_env.prefix, ttl_seconds=0.5)
