@@ -99,8 +99,9 @@ class Session(Protocol):
     async def insert_thread(self, thread: Thread) -> None:
         """Insert a thread; UniqueViolation if the id exists."""
 
-    async def get_thread(self, thread_id: str, auth: Json | None = None) -> Thread | None:
-        """The thread, or None when missing or hidden by the auth filter."""
+    async def get_thread(self, thread_id: str, auth: Json | None = None, *, values: bool = True) -> Thread | None:
+        """The thread, or None when missing or hidden by the auth filter; with `values=False` its `values`
+        are None (not read: a state read takes them from the checkpoint)."""
 
     async def update_thread_metadata(self, thread_id: str, metadata: Json, updated_at: str) -> None:
         """Replace a thread's metadata."""
