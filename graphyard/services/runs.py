@@ -141,9 +141,10 @@ async def create(
     stopped: list[Run] = []
     action = CancelAction.INTERRUPT
     async with svc.storage.transaction() as tx:
-        thread = await tx.get_thread(thread_id)
+        # Only the thread's metadata matters here; its values (possibly a large state) stay unread.
+        thread = await tx.get_thread(thread_id, values=False)
         if thread is not None and auth is not None and not stateless:
-            if await tx.get_thread(thread_id, auth) is None:
+            if await tx.get_thread(thread_id, auth, values=False) is None:
                 raise ThreadOrAssistantNotFound()
         if thread is None:
             if not stateless and if_not_exists is IfNotExists.REJECT:
