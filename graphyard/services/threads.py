@@ -66,10 +66,13 @@ async def create(
     return thread
 
 
-async def get(svc: Services, thread_id: str, auth: Json | None = None, *, values: bool = True) -> Thread:
-    """The thread (404 if missing or hidden); `values=False` leaves its values unread (None)."""
+async def get(
+    svc: Services, thread_id: str, auth: Json | None = None, *, values: bool = True, encoded_values: bool = False
+) -> Thread:
+    """The thread (404 if missing or hidden); `values=False` leaves its values unread (None),
+    `encoded_values` may give them as stored JSON (see Session.get_thread)."""
     async with svc.storage.read() as db:
-        thread = await db.get_thread(thread_id, auth, values=values)
+        thread = await db.get_thread(thread_id, auth, values=values, encoded_values=encoded_values)
     if thread is None:
         raise ThreadNotFound(f"Thread with ID {thread_id} not found")
     return thread
