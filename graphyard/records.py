@@ -59,7 +59,11 @@ def now() -> datetime:
 
 def isoformat(moment: datetime) -> str:
     """A fixed-width ISO timestamp, so that string order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat with fixed microseconds spells exactly "%Y-%m-%dT%H:%M:%S.%f+00:00" in UTC, several times
+    # faster than strftime (several stamps per run).
+    return moment.isoformat(timespec="microseconds")
 
 
 def uuid7() -> str:

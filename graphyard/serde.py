@@ -12,7 +12,7 @@ import orjson
 from langgraph.types import Interrupt, Send
 from pydantic import BaseModel
 
-__all__ = ["dumps", "loads", "to_jsonable"]
+__all__ = ["dumps", "dumps_to_send", "loads", "to_jsonable"]
 
 # Dataclasses pass through to `_default` so Interrupt gets its wire shape instead of every field.
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -26,6 +26,15 @@ def dumps(obj: Any) -> bytes:
     except orjson.JSONEncodeError:
         # orjson refuses ints beyond 64 bits and nesting deeper than 254; the slow path handles both.
         return json.dumps(_plain(obj), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def dumps_to_send(obj: Any) -> bytes:
+    """`dumps` for bytes sent at once and then dropped (an HTTP response body): without the exact-size
+    copy, which only matters for bytes that are kept (a 1 MiB state would be copied once more)."""
+    try:
+        return orjson.dumps(obj, default=_default, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        return dumps(obj)
 
 
 def _exact(encoded: bytes) -> bytes:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from graphyard.errors import Unprocessable
 from graphyard.records import Assistant, AssistantVersion, Json, Run, Thread
-from graphyard.serde import dumps
+from graphyard.serde import dumps_to_send
 
 # The largest integer either database stores (a signed 64-bit BIGINT); offsets past it are refused
 # here, with the field named, instead of failing in the driver as a 500.
@@ -176,7 +176,7 @@ def query_int(request: Request, name: str, spec: Json, default: int) -> int:
 
 
 def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dumps(content), status_code=status_code, media_type="application/json", headers=headers)
+    return Response(dumps_to_send(content), status_code=status_code, media_type="application/json", headers=headers)
 
 
 def page_headers(offset: int, limit: int, count: int, total: int | None = None) -> dict[str, str]:

@@ -145,7 +145,8 @@ async def get(request: Request) -> Response:
     thread_id = _thread_id(request)
     flt = await read_filter(request, thread_id)
     svc = services(request)
-    found = s.thread_json(await threads.get(svc, thread_id, flt))
+    # The values go out as they are stored (a thread's state can be large): no decode and encode again.
+    found = s.thread_json(await threads.get(svc, thread_id, flt, encoded_values=True))
     include = {part.strip() for part in (request.query_params.get("include") or "").split(",")}
     if "ttl" in include:
         found["ttl"] = await thread_ttl.get(svc, thread_id)

@@ -405,9 +405,8 @@ async def finish(svc: Services, run: Run, outcome: Outcome, lease: Lease | None 
     stamp = isoformat(now())
     async with svc.storage.transaction() as tx:
         if lease is not None:
-            await tx.hold_lease(lease)
-        current = await tx.get_run(run.run_id)
-        if current is None:
+            await tx.hold_lease(lease)  # LeaseLost if the run is gone: holding the lease proves it exists
+        elif await tx.get_run(run.run_id) is None:
             return None  # deleted while running (thread or run deleted): nothing left to record
         await tx.finish_run(run.run_id, outcome.status, outcome.output, stamp)
         if run.temporary:

@@ -555,8 +555,11 @@ class EncryptingSession:
             )
         )
 
-    async def get_thread(self, thread_id: str, auth: Json | None = None) -> Thread | None:
-        return await self._dec_thread(await self._inner.get_thread(thread_id, auth))
+    async def get_thread(
+        self, thread_id: str, auth: Json | None = None, *, values: bool = True, encoded_values: bool = False
+    ) -> Thread | None:
+        # Values are decrypted here, so they are always read decoded.
+        return await self._dec_thread(await self._inner.get_thread(thread_id, auth, values=values))
 
     async def update_thread_metadata(self, thread_id: str, metadata: Json, updated_at: str) -> None:
         await self._inner.update_thread_metadata(

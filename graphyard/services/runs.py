@@ -142,10 +142,12 @@ async def create(
     stopped: list[Run] = []
     action = CancelAction.INTERRUPT
     async with svc.storage.transaction() as tx:
-        thread = await tx.get_thread(thread_id)
+        # Only the thread's metadata matters here; its values (possibly a large state) stay unread.
+        thread = await tx.get_thread(thread_id, values=False)
         if thread is not None and auth is not None and not stateless:
-            if await tx.get_thread(thread_id, auth) is None:
+            if await tx.get_thread(thread_id, auth, values=False) is None:
                 raise ThreadOrAssistantNotFound()
+        inflight: list[Run] = []
         if thread is None:
             if not stateless and if_not_exists is IfNotExists.REJECT:
                 raise ThreadOrAssistantNotFound()
@@ -153,7 +155,11 @@ async def create(
             await tx.insert_thread(thread)
             if not stateless:
                 await thread_ttl.apply(tx, thread_id, thread_ttl.for_new_thread(svc, None))
-        inflight = await tx.inflight_runs(thread_id)
+        elif thread.status is ThreadStatus.BUSY:
+            # A thread with a run pending or running is busy (every write of a thread's status keeps that
+            # true), so only a busy thread has in-flight runs to look for: the look walks the thread's
+            # whole run history, which grows with every run.
+            inflight = await tx.inflight_runs(thread_id)
         if inflight and prevent_insert:
             if strategy is MultitaskStrategy.REJECT:
                 raise ThreadBusy()

@@ -97,8 +97,10 @@ def _error_text(error: Exception | None) -> str | None:
     return None if error is None else f"{type(error).__name__}({error!s})"
 
 
-def snapshot_json(snap: StateSnapshot) -> Json:
-    """A LangGraph StateSnapshot as the reference's ThreadState JSON."""
+def snapshot_json(snap: StateSnapshot, *, encoded_later: bool = False) -> Json:
+    """A LangGraph StateSnapshot as the reference's ThreadState JSON. With `encoded_later` (the caller
+    encodes the result with `serde.dumps` and nothing else reads it) the values stay as LangGraph gave
+    them: reducing a large state to plain data first would encode and parse it once more for nothing."""
     if not snap.config or (snap.created_at is None and not snap.values and not snap.next):
         return dict(EMPTY_STATE)
     tasks = []
@@ -114,7 +116,9 @@ def snapshot_json(snap: StateSnapshot) -> Json:
                 "checkpoint": _checkpoint(state)
                 if state is not None and not isinstance(state, StateSnapshot)
                 else None,
-                "state": snapshot_json(state) if isinstance(state, StateSnapshot) else None,
+                "state": snapshot_json(state, encoded_later=encoded_later)
+                if isinstance(state, StateSnapshot)
+                else None,
                 "result": to_jsonable(task.result) if task.result is not None else None,
             }
         )
@@ -122,7 +126,7 @@ def snapshot_json(snap: StateSnapshot) -> Json:
     checkpoint = _checkpoint(snap.config)
     parent = _checkpoint(snap.parent_config)
     return {
-        "values": to_jsonable(snap.values),
+        "values": snap.values if encoded_later else to_jsonable(snap.values),
         "next": list(snap.next),
         "tasks": tasks,
         "metadata": metadata,

@@ -68,9 +68,13 @@ async def create(
     return thread
 
 
-async def get(svc: Services, thread_id: str, auth: Json | None = None) -> Thread:
+async def get(
+    svc: Services, thread_id: str, auth: Json | None = None, *, values: bool = True, encoded_values: bool = False
+) -> Thread:
+    """The thread (404 if missing or hidden); `values=False` leaves its values unread (None),
+    `encoded_values` may give them as stored JSON (see Session.get_thread)."""
     async with svc.storage.read() as db:
-        thread = await db.get_thread(thread_id, auth)
+        thread = await db.get_thread(thread_id, auth, values=values, encoded_values=encoded_values)
     if thread is None:
         raise ThreadNotFound(f"Thread with ID {thread_id} not found")
     return thread
@@ -211,12 +215,13 @@ async def get_state(
     auth: Json | None = None,
     user: BaseUser | None = None,
 ) -> Json:
-    thread = await get(svc, thread_id, auth)
+    # The state comes from the checkpoint: the thread's own copy of its values is not read.
+    thread = await get(svc, thread_id, auth, values=False)
     if st.graph_id_of(thread) is None:
         return dict(st.EMPTY_STATE)
     async with st.thread_graph(svc, thread, GraphAccess("threads.read", user)) as graph:
         snap = await graph.aget_state(st.thread_config(thread_id, checkpoint), subgraphs=subgraphs)
-    state = st.snapshot_json(snap)
+    state = st.snapshot_json(snap, encoded_later=True)
     if state["checkpoint"] is None and (checkpoint or {}).get("checkpoint_id"):
         raise st.checkpoint_not_found(thread_id, checkpoint)
     return state
@@ -233,14 +238,14 @@ async def history(
     auth: Json | None = None,
     user: BaseUser | None = None,
 ) -> list[Json]:
-    thread = await get(svc, thread_id, auth)
+    thread = await get(svc, thread_id, auth, values=False)
     if st.graph_id_of(thread) is None:
         return []
     async with st.thread_graph(svc, thread, GraphAccess("threads.read", user)) as graph:
         config = st.thread_config(thread_id, checkpoint)
         before_config = st.thread_config(thread_id, before) if before else None
         return [
-            st.snapshot_json(snap)
+            st.snapshot_json(snap, encoded_later=True)
             async for snap in graph.aget_state_history(config, filter=metadata, before=before_config, limit=limit)
         ]
 

@@ -99,8 +99,12 @@ class Session(Protocol):
     async def insert_thread(self, thread: Thread) -> None:
         """Insert a thread; UniqueViolation if the id exists."""
 
-    async def get_thread(self, thread_id: str, auth: Json | None = None) -> Thread | None:
-        """The thread, or None when missing or hidden by the auth filter."""
+    async def get_thread(
+        self, thread_id: str, auth: Json | None = None, *, values: bool = True, encoded_values: bool = False
+    ) -> Thread | None:
+        """The thread, or None when missing or hidden by the auth filter; with `values=False` its `values`
+        are None (not read: a state read takes them from the checkpoint). With `encoded_values` they may
+        come as their stored JSON (an orjson.Fragment), for a caller that only encodes them again."""
 
     async def update_thread_metadata(self, thread_id: str, metadata: Json, updated_at: str) -> None:
         """Replace a thread's metadata."""

@@ -192,9 +192,12 @@ class SqlSession:
     async def insert_thread(self, thread: Thread) -> None:
         await self._insert("insert_thread", rows.thread_params(thread, self._db.encode), "graphyard_threads_pkey")
 
-    async def get_thread(self, thread_id: str, auth: Json | None = None) -> Thread | None:
+    async def get_thread(
+        self, thread_id: str, auth: Json | None = None, *, values: bool = True, encoded_values: bool = False
+    ) -> Thread | None:
         params: dict[str, Any] = {"thread_id": thread_id}
-        row = await self._db.one(self._q["get_thread"].format(auth=self._db.auth(auth, params)), params)
+        query = self._q["get_thread" if values else "get_thread_head"]
+        row = await self._db.one(query.format(auth=self._db.auth(auth, params)), params)
         return self._thread(row) if row else None
 
     async def update_thread_metadata(self, thread_id: str, metadata: Json, updated_at: str) -> None:

@@ -112,6 +112,11 @@ RETURNING thread_id
 -- One thread, if the auth filter lets the caller see it; {auth} is compiled from the filter.
 SELECT * FROM graphyard_threads WHERE thread_id = %(thread_id)s AND {auth}
 
+-- name: get_thread_head
+-- get_thread without the values (state reads need the thread's graph, not its copy of the state).
+SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config, NULL AS "values", interrupts, error
+FROM graphyard_threads WHERE thread_id = %(thread_id)s AND {auth}
+
 -- name: update_thread_metadata
 -- Replace a thread's metadata.
 UPDATE graphyard_threads SET metadata = %(metadata)s::jsonb, updated_at = %(updated_at)s WHERE thread_id = %(thread_id)s

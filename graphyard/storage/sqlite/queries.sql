@@ -67,6 +67,12 @@ RETURNING thread_id
 SELECT * FROM graphyard_threads
 WHERE thread_id = :thread_id AND {auth}
 
+-- name: get_thread_head
+-- get_thread without the values (state reads need the thread's graph, not its copy of the state).
+SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config, NULL AS "values", interrupts, error
+FROM graphyard_threads
+WHERE thread_id = :thread_id AND {auth}
+
 -- name: update_thread_metadata
 -- Replace a thread's metadata.
 UPDATE graphyard_threads SET metadata = :metadata, updated_at = :updated_at WHERE thread_id = :thread_id

@@ -8,13 +8,15 @@ on the thread between the statement's look and its update.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from graphyard.records import Json
+from graphyard.records import Json, Thread
+from graphyard.storage import rows
 from graphyard.storage.errors import UniqueViolation
 from graphyard.storage.filters import auth_match, contains
 from graphyard.storage.queries import load_queries
@@ -95,4 +97,19 @@ class SqliteSession(SqlSession):
     """The Session port on one sqlite3 connection."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__(SqliteDriver(conn))
+        self._driver = SqliteDriver(conn)
+        super().__init__(self._driver)
+
+    async def get_thread(
+        self, thread_id: str, auth: Json | None = None, *, values: bool = True, encoded_values: bool = False
+    ) -> Thread | None:
+        if not (values and encoded_values):
+            return await super().get_thread(thread_id, auth, values=values)
+        # SQLite holds the values as JSON text already: hand them on as a fragment orjson copies verbatim.
+        params: dict[str, Any] = {"thread_id": thread_id}
+        row = await self._driver.one(Q["get_thread"].format(auth=self._driver.auth(auth, params)), params)
+        if row is None:
+            return None
+        stored = row["values"]
+        thread = rows.thread({**dict(row), "values": None}, _loads)
+        return thread if stored is None else dataclasses.replace(thread, values=orjson.Fragment(stored))
