@@ -36,7 +36,8 @@ import backends
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 CONFIG = ROOT / "tests" / "graphs" / "langgraph.json"
-STARTUP_SECONDS = 60.0
+# Generous: scripts/test starts both fuzz stages and four conformance servers side by side on 2 cores.
+STARTUP_SECONDS = 120.0
 FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "90"))
 # A request that takes longer is a hang (the runs that wait are on graphs that finish in milliseconds).
 REQUEST_TIMEOUT = 20
@@ -144,9 +145,24 @@ def wait_ready(url: str, procs: Processes) -> None:
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(f"{url}/ok", timeout=1) as response:
                 if response.status == 200:
+                    warm_up(url)
                     return
         time.sleep(0.2)
     raise RuntimeError(f"the server did not answer {url}/ok within {STARTUP_SECONDS} s\n{procs.tails()}")
+
+
+# Routes whose first call imports an SDK (graphyard imports the MCP and A2A SDKs lazily, see api/__init__.py).
+LAZY_ROUTES = [("POST", "/mcp"), ("GET", "/.well-known/agent-card.json")]
+
+
+def warm_up(url: str) -> None:
+    """Call each lazily imported route once before fuzzing: on a busy machine (scripts/test runs the fuzz
+    beside the conformance runs) that first import can take longer than REQUEST_TIMEOUT, which is meant
+    to catch requests that hang, not a one-time import. Any answer will do; the fuzz judges the answers."""
+    for method, path in LAZY_ROUTES:
+        request = urllib.request.Request(f"{url}{path}", method=method, data=b"" if method == "POST" else None)
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=STARTUP_SECONDS):
+            pass
 
 
 def fuzz_seed() -> str | None:

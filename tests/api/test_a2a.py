@@ -246,6 +246,10 @@ async def test_bad_requests_are_json_rpc_errors(http: httpx.AsyncClient) -> None
 # --- custom auth -------------------------------------------------------------------------------
 
 
+# One xdist worker runs this module, so its module-scoped server starts once (not once per worker).
+pytestmark = pytest.mark.xdist_group("a2a")
+
+
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A graphyard serving the auth test app (bearer tokens; threads owned by their creator)."""

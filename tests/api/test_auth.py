@@ -21,6 +21,10 @@ AUTH_DIR = GRAPHS_DIR / "auth"
 AUTH_CONFIG = AUTH_DIR / "langgraph.json"
 
 
+# One xdist worker runs this module, so its module-scoped server starts once (not once per worker).
+pytestmark = pytest.mark.xdist_group("auth")
+
+
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One graphyard serving the auth test project, shared by this module's tests."""

@@ -56,6 +56,10 @@ class FactoryLog:
         return [r for r in fresh if r["form"] == form]
 
 
+# One xdist worker runs this module, so its module-scoped server starts once (not once per worker).
+pytestmark = pytest.mark.xdist_group("factories")
+
+
 @pytest.fixture(scope="module")
 def factory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     """One graphyard serving the factories project under custom auth, with its factory log."""

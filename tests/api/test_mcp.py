@@ -196,6 +196,10 @@ async def test_bad_input_is_a_json_rpc_error_not_a_500(http: httpx.AsyncClient) 
 # --- custom auth -------------------------------------------------------------------------------
 
 
+# One xdist worker runs this module, so its module-scoped server starts once (not once per worker).
+pytestmark = pytest.mark.xdist_group("mcp")
+
+
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A graphyard serving the auth test app (bearer tokens)."""

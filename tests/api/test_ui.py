@@ -40,7 +40,9 @@ PROJECT = GRAPHS_DIR / "ui"
 CONFIG = PROJECT / "langgraph.json"
 TOKEN = {"Authorization": "Bearer ui-token"}
 # The first build may download the bundler (the `built` fixture does it once, before any server starts).
-pytestmark = pytest.mark.timeout(240)
+# One xdist worker runs this module: its tests build into (and reuse) tests/graphs/ui/.graphyard, one
+# folder that two builds at once would both write.
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("ui")]
 
 
 def _node() -> str:

@@ -11,7 +11,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from tests.api.admin_cli import graphyard
 from tests.api.support import RUN_TERMINAL, eventually, wait_for_file
-from tests.engine.test_distributed import Cluster, clients, cluster, sdk
+from tests.engine.test_distributed import WORKER_STARTUP, Cluster, clients, cluster, sdk
 
 __all__ = ["clients", "cluster"]  # fixtures used by name below
 
@@ -32,7 +32,7 @@ async def test_operator_commands_on_postgres(
     gate = tmp_path / "gate"
     thread = await client.threads.create()
     doomed = await client.runs.create(thread["thread_id"], "gate", input={"gate": str(gate)})
-    await wait_for_file(Path(f"{gate}.entered"))
+    await wait_for_file(Path(f"{gate}.entered"), timeout=WORKER_STARTUP)
 
     queue = (await graphyard("queue", "--json")).json()
     assert queue["running"] == 1 and queue["expired_leases"] == 0

@@ -31,6 +31,11 @@ POSTGRES_URL = os.environ.get("GRAPHYARD_TEST_POSTGRES_URL", "postgresql://postg
 REDIS_URL = os.environ.get("GRAPHYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Short leases so a dead worker's run is taken over within seconds.
 LEASE_SECONDS = "2"
+# A `graphyard worker` is not waited for when started: a wait for its first node includes its startup,
+# which takes far longer than a node on a loaded 2-core machine (CI runs pytest on 3 xdist workers).
+WORKER_STARTUP = 90.0
+# Each test starts several processes; the suite's default 60 s is a single server's budget.
+pytestmark = pytest.mark.timeout(180)
 
 
 def _reachable() -> str | None:
@@ -166,7 +171,7 @@ async def test_killed_worker_run_finishes_on_another_worker(
     gate = str(tmp_path / "gate")
     thread = await client.threads.create()
     run = await client.runs.create(thread["thread_id"], "gate", input={"gate": gate})
-    await wait_for_file(Path(f"{gate}.entered"))
+    await wait_for_file(Path(f"{gate}.entered"), timeout=WORKER_STARTUP)
     doomed.process.send_signal(signal.SIGKILL)
     doomed.process.wait(10)
     _open_gate(gate)
@@ -214,7 +219,7 @@ async def test_cancel_reaches_a_run_on_another_process(
     gate = str(tmp_path / "never-opened")
     thread = await a.threads.create()
     run = await a.runs.create(thread["thread_id"], "gate", input={"gate": gate})
-    await wait_for_file(Path(f"{gate}.entered"))
+    await wait_for_file(Path(f"{gate}.entered"), timeout=WORKER_STARTUP)
     await b.runs.cancel(thread["thread_id"], run["run_id"], wait=True, action="interrupt")
     stopped = await a.runs.get(thread["thread_id"], run["run_id"])
     assert stopped["status"] == "interrupted", cluster.logs()
@@ -279,7 +284,7 @@ async def test_sigterm_drains_and_hands_unfinished_runs_back(
     gate = str(tmp_path / "gate")
     thread = await client.threads.create()
     run = await client.runs.create(thread["thread_id"], "gate", input={"gate": gate})
-    await wait_for_file(Path(f"{gate}.entered"))
+    await wait_for_file(Path(f"{gate}.entered"), timeout=WORKER_STARTUP)
     assert draining.stop() == 0, draining.log()
     requeued = await client.runs.get(thread["thread_id"], run["run_id"])
     assert requeued["status"] == "pending", cluster.logs()
@@ -329,7 +334,7 @@ async def test_run_whose_worker_dies_on_its_last_attempt_fails(
     gate = str(tmp_path / "never-opened")
     thread = await client.threads.create()
     run = await client.runs.create(thread["thread_id"], "gate", input={"gate": gate})
-    await wait_for_file(Path(f"{gate}.entered"))
+    await wait_for_file(Path(f"{gate}.entered"), timeout=WORKER_STARTUP)
     doomed.process.send_signal(signal.SIGKILL)
     doomed.process.wait(10)
     cluster.worker(max_retries="1")

@@ -14,7 +14,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from tests.api.support import CHAT_REPLY, obj, wait_for_file
 from tests.api.test_protocol import EVERY_CHANNEL, command, sse_events, until_root_end
-from tests.engine.test_distributed import Cluster, clients, cluster, sdk
+from tests.engine.test_distributed import WORKER_STARTUP, Cluster, clients, cluster, sdk
 
 __all__ = ["clients", "cluster"]  # fixtures this module uses, imported from the distributed suite
 # Several processes on one shared machine: each wait here gets more room than a single server's.
@@ -65,7 +65,7 @@ async def test_stream_resumes_with_since_on_a_restarted_api_process(
                     if event["method"] == "updates" and "before" in event["params"]["data"]:
                         break
         second.stop()
-        await wait_for_file(Path(f"{gate}.entered"))
+        await wait_for_file(Path(f"{gate}.entered"), timeout=WORKER_STARTUP)
         gate.touch()
         third = await cluster.api()
         async with httpx.AsyncClient(base_url=third.url, timeout=60) as c:

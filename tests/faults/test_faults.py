@@ -32,7 +32,9 @@ LEASE_SECONDS = "3"
 THREADS = 12
 RUNS_PER_THREAD = 4
 SETTLE_SECONDS = 90.0
-pytestmark = pytest.mark.timeout(240)
+# One xdist worker runs these one after another (scripts/test runs pytest with --dist loadgroup): each
+# starts a private PostgreSQL, Redis and three graphyard processes, and two at once would starve each other.
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("private-postgres")]
 
 
 @dataclass
