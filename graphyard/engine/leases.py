@@ -19,6 +19,9 @@ from graphyard.services.context import Services
 from graphyard.storage.errors import LeaseLost, Unavailable
 
 log = get_logger("graphyard.leases")
+# A session waiting this long for its client inside a transaction is ended, as PostgreSQL's
+# idle_in_transaction_session_timeout (set to the same on our connections) would if it saw it idle.
+STALLED_SESSION_SECONDS = 10.0
 
 
 async def heartbeat(
@@ -76,6 +79,10 @@ async def sweep_once(svc: Services, sweeper_id: str) -> int:
     """Requeue runs whose lease expired (resuming from their last checkpoint) up to the retry limit,
     then fail them. Returns how many runs were swept."""
     failed: list[tuple[Run, Lease]] = []
+    async with svc.storage.transaction() as tx:
+        ended = await tx.end_stalled_sessions(STALLED_SESSION_SECONDS)
+    if ended:
+        log.warning("ended database sessions stalled inside a transaction", sessions=ended, sweeper_id=sweeper_id)
     async with svc.storage.transaction() as tx:
         expired = await tx.runs_leased_by_others(time.time())
         for run in expired:

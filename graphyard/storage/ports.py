@@ -226,6 +226,12 @@ class Session(Protocol):
         """Running runs whose lease has expired, held until this transaction ends (another sweeper skips
         them, and a late renewal waits and then finds them requeued)."""
 
+    async def end_stalled_sessions(self, seconds: float) -> int:
+        """End other database sessions stuck for `seconds` inside a pipelined transaction that touched runs,
+        waiting for a client that went silent (frozen or cut off); how many. The server counts such a
+        session as active, so its idle-in-transaction timeout never fires, and the run rows it locked
+        would stay out of every sweep. Always 0 where one process owns the database (SQLite)."""
+
     async def running_runs(self) -> list[Run]:
         """Every running run (for recovery when this process is the only one on the database)."""
 

@@ -366,6 +366,10 @@ class SqlSession:
     async def runs_leased_by_others(self, now: float) -> list[Run]:
         return [self._run(r) for r in await self._db.all(self._q["expired_leases"], {"now": now})]
 
+    async def end_stalled_sessions(self, seconds: float) -> int:
+        row = await self._db.one(self._q["end_stalled_sessions"], {"seconds": seconds})
+        return 0 if row is None else int(row["ended"])
+
     async def running_runs(self) -> list[Run]:
         return [self._run(r) for r in await self._db.all(self._q["running_runs"], {})]
 

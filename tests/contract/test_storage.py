@@ -1069,6 +1069,59 @@ async def test_wait_for_work_survives_a_dropped_listen_connection(postgres_url: 
         await writer.close()
 
 
+@pytest.mark.postgres
+async def test_a_session_stalled_inside_a_pipeline_is_ended(postgres_url: str) -> None:
+    """A client that locked a run row in a pipelined transaction and went silent (no Sync: PostgreSQL counts
+    it active, so idle_in_transaction_session_timeout never fires) is ended once stalled long enough; its
+    lock goes with it, and the row can be swept. A session that has not stalled that long is left alone."""
+    storage = await open_storage(postgres_url)
+    try:
+        thread = await new_thread(storage)
+        run = make_run(thread.thread_id)
+        await add_runs(storage, run)
+        stalled = psycopg.pq.PGconn.connect(postgres_url.encode())
+        try:
+            stalled.enter_pipeline_mode()
+            stalled.send_query_params(b"BEGIN", None)
+            lock = b"SELECT run_id FROM graphyard_runs WHERE run_id = $1 FOR UPDATE"
+            stalled.send_query_params(lock, [run.run_id.encode()])
+            stalled.send_flush_request()
+            assert stalled.flush() == 0
+
+            async def locked() -> bool:
+                async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as probe:
+                    cur = await probe.execute(
+                        "SELECT count(*) FROM pg_locks WHERE relation = 'graphyard_runs'::regclass"
+                        " AND pid <> pg_backend_pid()"
+                    )
+                    row = await cur.fetchone()
+                    return row is not None and int(row[0]) > 0
+
+            deadline = time.monotonic() + 10
+            while not await locked():
+                assert time.monotonic() < deadline, "the pipelined transaction never took its lock"
+                await asyncio.sleep(0.05)
+            async with storage.transaction() as tx:
+                assert await tx.end_stalled_sessions(3600) == 0  # not stalled long enough
+            await asyncio.sleep(0.3)
+            async with storage.transaction() as tx:
+                assert await tx.end_stalled_sessions(0.2) == 1
+            deadline = time.monotonic() + 10
+            while await locked():
+                assert time.monotonic() < deadline, "the ended session's lock was not released"
+                await asyncio.sleep(0.05)
+        finally:
+            stalled.finish()
+    finally:
+        await storage.close()
+
+
+async def test_end_stalled_sessions_finds_none_on_its_own(storage: Storage) -> None:
+    """With nothing stalled (and on SQLite, never) there is no session to end."""
+    async with storage.transaction() as tx:
+        assert await tx.end_stalled_sessions(0) == 0
+
+
 # --- migrations ---------------------------------------------------------------------------------
 
 

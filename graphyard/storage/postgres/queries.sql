@@ -259,6 +259,16 @@ WITH requeued AS (
 )
 SELECT pg_notify('graphyard_runs', %(origin)s) AS notified FROM requeued
 
+-- name: end_stalled_sessions
+-- Sessions of our role on our database that have waited for their client in the middle of a pipeline
+-- (active, reading from the client, no Sync yet) for longer than the timeout, holding locks on runs.
+SELECT count(pg_terminate_backend(a.pid)) AS ended
+FROM pg_stat_activity AS a
+WHERE a.datname = current_database() AND a.usename = current_user AND a.pid <> pg_backend_pid()
+  AND a.state = 'active' AND a.wait_event = 'ClientRead'
+  AND a.state_change < now() - make_interval(secs => %(seconds)s)
+  AND EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = a.pid AND l.relation = 'graphyard_runs'::regclass)
+
 -- name: expired_leases
 -- Running runs whose worker stopped renewing its lease, locked for the caller's transaction: a renewal
 -- racing the sweep waits, then finds the run requeued; a row another sweeper (or a fenced write) holds is skipped.

@@ -197,6 +197,10 @@ UPDATE graphyard_runs
 SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = :updated_at
 WHERE run_id = :run_id AND status = 'running'
 
+-- name: end_stalled_sessions
+-- One process owns the file: there is no other session to end.
+SELECT 0 AS ended
+
 -- name: expired_leases
 -- Running runs whose worker stopped renewing its lease (the caller's BEGIN IMMEDIATE holds them).
 SELECT * FROM graphyard_runs WHERE status = 'running' AND lease_expires_at < :now
