@@ -10,19 +10,15 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateUpdate
 from langgraph_sdk.auth.types import BaseUser
 
-from graphyard.broker.errors import BrokerUnavailable
 from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFound
 from graphyard.graphs import GraphAccess
-from graphyard.logs import get_logger
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
 from graphyard.serde import dumps
 from graphyard.services import state as st
 from graphyard.services import thread_ttl
-from graphyard.services.channels import protocol_channel, thread_channel
+from graphyard.services.channels import drop_thread_streams, thread_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import UniqueViolation
-
-log = get_logger("graphyard.threads")
 
 
 def new_thread(
@@ -104,13 +100,7 @@ async def delete(svc: Services, thread_id: str, auth: Json | None = None) -> Non
         await tx.delete_thread(thread_id)
     for run in running:
         await svc.broker.send_cancel(run.run_id, "rollback")
-    # Nothing can resume a deleted thread's streams: their kept events go now, not after the retention window
-    # (a server deleting threads as fast as it streams on them would otherwise hold every one's events).
-    try:
-        await svc.broker.drop_channel(thread_channel(thread_id))
-        await svc.broker.drop_channel(protocol_channel(thread_id))
-    except BrokerUnavailable as exc:  # the thread is gone; its streams still expire with the broker's TTL
-        log.warning("deleted thread's streams left to expire: broker unreachable", thread_id=thread_id, error=str(exc))
+    await drop_thread_streams(svc.broker, thread_id)
     # The saver shares the write lock, so checkpoints go after our transaction has committed.
     await svc.storage.checkpointer.adelete_thread(thread_id)
 
