@@ -116,13 +116,13 @@ class MemoryBroker:
             self._schedule_expiry(name)
         return channel
 
-    def _schedule_expiry(self, name: str) -> None:
+    def _schedule_expiry(self, name: str, delay: float | None = None) -> None:
         # Every channel is dropped after a while, so a run that never closes its stream leaks nothing.
         old = self._expiry.pop(name, None)
         if old is not None:
             old.cancel()
         loop = asyncio.get_running_loop()
-        self._expiry[name] = loop.call_later(self._grace, self._expire, name)
+        self._expiry[name] = loop.call_later(self._grace if delay is None else delay, self._expire, name)
 
     def _expire(self, name: str) -> None:
         channel = self._channels.get(name)
@@ -131,9 +131,15 @@ class MemoryBroker:
             return
         idle = time.monotonic() - channel.touched
         if not channel.closed and (channel.subscribers or idle < self._grace):
-            self._schedule_expiry(name)
+            # Checked again when the idle time reaches the grace period, not a whole period later: a
+            # thread's channel (never closed) would otherwise keep its history up to twice as long.
+            self._schedule_expiry(name, self._grace if channel.subscribers else self._grace - idle)
             return
         del self._channels[name]
+
+    def held_channels(self) -> int:
+        """How many channels this broker holds state for (each with its kept history)."""
+        return len(self._channels)
 
     async def publish(self, channel: str, event: str, data: bytes, *, keep: bool) -> str:
         ch = self._channel(channel)
@@ -181,6 +187,22 @@ class MemoryBroker:
                 queue.put_nowait(_END)
         ch.subscribers.clear()
         self._schedule_expiry(channel)
+
+    async def drop_channel(self, channel: str) -> None:
+        ch = self._channels.get(channel)
+        if ch is None:
+            return
+        if ch.subscribers:
+            # Listeners keep their queues on a channel that starts again from nothing.
+            fresh = self._channels[channel] = _Channel(self._history_size)
+            fresh.subscribers = ch.subscribers
+            fresh.last_ms, fresh.seq = ch.last_ms, ch.seq  # ids still increase for those listeners
+            self._schedule_expiry(channel)
+            return
+        del self._channels[channel]
+        handle = self._expiry.pop(channel, None)
+        if handle is not None:
+            handle.cancel()
 
     async def is_closed(self, channel: str) -> bool:
         ch = self._channels.get(channel)

@@ -55,6 +55,11 @@ class Broker(Protocol):
         """Live events of the channel from now on; with last_event_id, first replay the kept events after it.
         Ends when the channel is closed. Subscribing before the first publish misses nothing."""
 
+    async def drop_channel(self, channel: str) -> None:
+        """Forget the channel's kept events, numbering and closed flag now, as if it had expired (its thread
+        was deleted: nothing could resume it). Live subscribers are not ended: they get what is published
+        on the channel's name later, as they would after an expiry."""
+
     async def is_closed(self, channel: str) -> bool:
         """Whether close_channel was called for the channel (and it has not expired)."""
 

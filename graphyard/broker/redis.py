@@ -261,6 +261,10 @@ class RedisBroker:
     async def close_channel(self, channel: str) -> None:
         await self._append(channel, b"end", b"1")
 
+    async def drop_channel(self, channel: str) -> None:
+        with translated():
+            await self.redis.delete(self._stream_key(channel), self._number_key(channel), self._mark_key(channel))
+
     async def _last_entry(self, channel: str) -> tuple[IdKey, bool] | None:
         """(id, is end marker) of the stream's newest entry, or None if the stream does not exist."""
         with translated():

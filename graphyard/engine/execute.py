@@ -614,14 +614,16 @@ async def _execute(svc: Services, run: Run, execution: Execution, attempt: Attem
         if status in (RunStatus.ERROR, RunStatus.TIMEOUT):
             execution.span.set_status(Status(StatusCode.ERROR, label))
     outbox = execution.outbox
-    await outbox.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
-    await outbox.close_channel(execution.channel)
+    # The thread's stream hears first: a client that deletes the thread once the run's stream ends must
+    # find nothing published on the thread's channel after that (it would hold the channel for the TTL).
     await outbox.publish(
         execution.thread_channel,
         "metadata",
         dumps({"status": "run_done", "run_id": run.run_id}),
         keep=not run.temporary,
     )
+    await outbox.publish(execution.channel, END_EVENT, dumps(end_payload(run.thread_id, final)), keep=True)
+    await outbox.close_channel(execution.channel)
     # The outcome is committed; what is left is delivery, bounded so a broker outage frees the slot.
     await outbox.drain(STREAM_DRAIN_SECONDS)
     url = run.kwargs.get("webhook")

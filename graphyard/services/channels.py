@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphyard.broker.errors import BrokerUnavailable
+from graphyard.broker.ports import Broker
+from graphyard.logs import get_logger
+
+log = get_logger("graphyard.channels")
+
 # Published last on a run's channel with the join output, so waiters need not read a deleted row,
 # and kept (for the stream TTL) so a join that arrives after a temporary run deleted itself still
 # gets its output. Its data is `end_payload(...)`.
@@ -26,3 +32,13 @@ def thread_channel(thread_id: str) -> str:
 def protocol_channel(thread_id: str) -> str:
     """The thread's numbered stream of protocol events (`client.threads.stream`)."""
     return f"protocol:{thread_id}"
+
+
+async def drop_thread_streams(broker: Broker, thread_id: str) -> None:
+    """Drop a deleted thread's stream channels now: nothing can resume them, and a server deleting threads as
+    fast as it streams on them would otherwise hold every one's events for the retention window."""
+    try:
+        await broker.drop_channel(thread_channel(thread_id))
+        await broker.drop_channel(protocol_channel(thread_id))
+    except BrokerUnavailable as exc:  # the thread is gone either way; its streams expire with the broker's TTL
+        log.warning("deleted thread's streams left to expire: broker unreachable", thread_id=thread_id, error=str(exc))

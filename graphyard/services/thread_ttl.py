@@ -16,6 +16,7 @@ from typing import Any
 from graphyard.errors import Unprocessable
 from graphyard.logs import get_logger
 from graphyard.records import Json, isoformat
+from graphyard.services.channels import drop_thread_streams
 from graphyard.services.context import Services
 from graphyard.storage.ports import Session
 
@@ -107,6 +108,7 @@ async def sweep(svc: Services) -> int:
         saver = svc.storage.checkpointer
         for thread_id in deleted:
             await saver.adelete_thread(thread_id)
+            await drop_thread_streams(svc.broker, thread_id)
         for thread_id in kept:
             await _keep_latest(svc, thread_id)
         handled += len(batch)

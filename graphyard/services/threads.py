@@ -18,7 +18,7 @@ from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
 from graphyard.serde import dumps
 from graphyard.services import state as st
 from graphyard.services import thread_ttl
-from graphyard.services.channels import thread_channel
+from graphyard.services.channels import drop_thread_streams, thread_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import UniqueViolation
 
@@ -108,6 +108,7 @@ async def delete(svc: Services, thread_id: str, auth: Json | None = None) -> Non
         # Its row is gone: should the signal not get through, its worker's next heartbeat stops it anyway.
         with contextlib.suppress(BrokerUnavailable):
             await svc.broker.send_cancel(run.run_id, "rollback")
+    await drop_thread_streams(svc.broker, thread_id)
     # The saver shares the write lock, so checkpoints go after our transaction has committed.
     await svc.storage.checkpointer.adelete_thread(thread_id)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
@@ -446,3 +447,31 @@ async def test_a_silent_stream_gets_keep_alive_comments(
         gate.touch()
         rest = [line async for line in lines]
     assert "event: updates" in rest
+
+
+async def test_a_thread_recreated_after_delete_replays_none_of_the_deleted_threads_events(backend: Server) -> None:
+    """Deleting a thread drops its stream's kept events at once (not after the retention window): a thread
+    made again under the same id and read from the start replays only its own run's events."""
+    tid = str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=backend.url, timeout=60) as http:
+        sdk = get_client(url=backend.url, api_key=None, timeout=60)
+        try:
+            await sdk.threads.create(thread_id=tid)
+            old = await sdk.runs.create(tid, "slow", input={"delay": 0})
+            await sdk.runs.join(tid, old["run_id"])
+            await sdk.threads.delete(tid)
+            await sdk.threads.create(thread_id=tid)
+            seen: list[SSE] = []
+            async with http.stream("GET", f"/threads/{tid}/stream", headers={"Last-Event-ID": "-"}) as response:
+                assert response.status_code == 200
+                events = read_sse(response)
+                new = await sdk.runs.create(tid, "slow", input={"delay": 0})
+                async with asyncio.timeout(20):
+                    async for event in events:
+                        seen.append(event)
+                        if event.event == "metadata" and obj(event.data).get("status") == "run_done":
+                            break
+        finally:
+            await sdk.http.client.aclose()
+    run_ids = {obj(e.data).get("run_id") for e in seen if e.event == "metadata"}
+    assert run_ids == {new["run_id"]}

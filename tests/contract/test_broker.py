@@ -312,6 +312,34 @@ async def test_unknown_channel_is_not_closed(broker: Broker) -> None:
     assert not await broker.is_closed(channel())
 
 
+async def test_dropped_channel_replays_nothing_it_kept(broker: Broker, peer: Broker) -> None:
+    """drop_channel forgets kept events, numbering and the closed flag at once, for every instance."""
+    ch, numbered = channel(), channel()
+    await publish_many(broker, ch, 3)
+    await broker.close_channel(ch)
+    await broker.append_numbered(numbered, "values", b"n", mark=True)
+    await peer.drop_channel(ch)
+    await peer.drop_channel(numbered)
+    assert not await broker.is_closed(ch)
+    assert await broker.numbered_head(numbered) == (0, 0)
+    assert await broker.append_numbered(numbered, "values", b"again") == 1
+    await broker.drop_channel(channel())  # an unknown channel: nothing to do
+    after = await publish_many(broker, ch, 1, tag="after")
+    await broker.close_channel(ch)
+    assert await collect(await peer.subscribe(ch, last_event_id="-")) == after
+
+
+async def test_live_subscriber_of_a_dropped_channel_gets_later_events(broker: Broker, peer: Broker) -> None:
+    """A listener attached when its channel is dropped is not ended: it gets what is published there later."""
+    ch = channel()
+    await publish_many(broker, ch, 2)
+    sub = await peer.subscribe(ch)
+    await broker.drop_channel(ch)
+    later = await publish_many(broker, ch, 2, tag="later")
+    await broker.close_channel(ch)
+    assert await collect(sub) == later
+
+
 # --- cancel signals -------------------------------------------------------------------------------
 
 
@@ -476,3 +504,22 @@ async def test_memory_history_is_bounded_by_bytes() -> None:
     assert [e.id for e in kept] == ids[-3:]
     assert [e.data for e in kept] == [bytes([i]) * 300 for i in (7, 8, 9)]
     await small.close()
+
+
+async def test_memory_broker_holds_no_channel_past_its_retention() -> None:
+    """The in-process broker keeps no state for a channel once it is dropped, nor for one idle (closed or
+    never closed, as a thread's is) past the retention window."""
+    brief = MemoryBroker(grace_seconds=0.2)
+    try:
+        thread, run, deleted = channel(), channel(), channel()
+        for name in (thread, run, deleted):
+            await publish_many(brief, name, 3)
+        await brief.close_channel(run)
+        await brief.drop_channel(deleted)
+        assert brief.held_channels() == 2
+        deadline = time.monotonic() + DEADLINE
+        while brief.held_channels():
+            assert time.monotonic() < deadline, "idle channels were kept past the retention window"
+            await asyncio.sleep(0.05)
+    finally:
+        await brief.close()
