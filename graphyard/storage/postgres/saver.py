@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphyard.records import Lease
 from graphyard.storage.checkpoint_metadata import decoded, encoded
 from graphyard.storage.ports import CheckpointMetadataCodec
-from graphyard.storage.postgres.session import PostgresSession, translated
+from graphyard.storage.postgres.session import Q, pipelined_transaction, translated
 
 # Set while a fenced saver is inside one of its write methods: _cursor then opens a fenced transaction.
 # A context variable, because LangGraph may write from several tasks of one run at once.
@@ -116,7 +116,8 @@ class FencedPostgresSaver(TranslatingPostgresSaver):
     """The saver one attempt of a run writes its thread's checkpoints with. Each write runs in one
     transaction that first share-locks the run's row if the attempt's lease is current (LeaseLost
     otherwise): a sweeper or another worker taking the run over waits for that commit, and every
-    write after the takeover is refused. So no checkpoint of a stale attempt lands after a newer one."""
+    write after the takeover is refused. So no checkpoint of a stale attempt lands after a newer one.
+    Each such transaction is one round trip (session.pipelined_transaction)."""
 
     def __init__(
         self,
@@ -126,7 +127,7 @@ class FencedPostgresSaver(TranslatingPostgresSaver):
     ) -> None:
         super().__init__(pool, serde=serde)
         self._pool = pool
-        self._lease = lease
+        self._lease_params = {"run_id": lease.run_id, "owner": lease.owner, "attempt": lease.attempt}
 
     async def aput(
         self,
@@ -157,9 +158,11 @@ class FencedPostgresSaver(TranslatingPostgresSaver):
                 yield cur
             return
         # One transaction (not the library's autocommit pipeline): the lease check and the writes
-        # commit together or not at all.
+        # commit together or not at all. BEGIN, the check, the writes and COMMIT travel in one pipeline,
+        # one round trip: the check raises when the lease is gone (migrations/0007), so PostgreSQL skips
+        # the writes, the COMMIT does not happen and the error comes back as LeaseLost.
         with translated():
-            async with self.lock, self._pool.connection() as conn, conn.transaction():
-                await PostgresSession(conn, "").hold_lease(self._lease)
+            async with self.lock, self._pool.connection() as conn, pipelined_transaction(conn):
+                await conn.execute(Q["hold_lease_or_raise"], self._lease_params)
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
