@@ -34,6 +34,11 @@ BEGIN
 -- Commit it (pipelined with the last writes).
 COMMIT
 
+-- name: relaxed_commit
+-- This transaction's COMMIT returns without waiting for its WAL to reach the disk (saver.FencedPostgresSaver
+-- for checkpoints under the `async`/`exit` durability modes; the next flushed commit makes them durable).
+SET LOCAL synchronous_commit = off
+
 -- name: rollback
 -- Roll it back.
 ROLLBACK
