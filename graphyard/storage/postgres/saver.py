@@ -29,7 +29,6 @@ from graphyard.storage.ports import CheckpointMetadataCodec
 from graphyard.storage.postgres.session import Q, pipelined_transaction, translated
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Write:
     durable: bool
