@@ -34,11 +34,6 @@ BEGIN
 -- Commit it (pipelined with the last writes).
 COMMIT
 
--- name: relaxed_commit
--- This transaction's COMMIT returns without waiting for its WAL to reach the disk (saver.FencedPostgresSaver
--- for checkpoints under the `async`/`exit` durability modes; the next flushed commit makes them durable).
-SET LOCAL synchronous_commit = off
-
 -- name: rollback
 -- Roll it back.
 ROLLBACK
@@ -249,8 +244,9 @@ FOR SHARE
 
 -- name: hold_lease_or_raise
 -- hold_lease as one statement whose answer need not be read: SQLSTATE GYL01 when the lease is gone
--- (migrations/0007), so a fenced write can pipeline it with its writes and COMMIT.
-SELECT graphyard_hold_lease(%(run_id)s, %(owner)s, %(attempt)s)
+-- (migrations/0007), so a fenced write can pipeline it with its writes; with flush false, the
+-- transaction's commit does not wait for the WAL flush.
+SELECT graphyard_hold_lease(%(run_id)s, %(owner)s, %(attempt)s, %(flush)s)
 
 -- name: transfer_lease
 -- Hand a running run's current lease (same attempt) to another owner.

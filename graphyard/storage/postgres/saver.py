@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphyard.records import Lease
 from graphyard.storage.checkpoint_metadata import decoded, encoded
 from graphyard.storage.ports import CheckpointMetadataCodec
-from graphyard.storage.postgres.session import Q, pipelined_transaction, translated
+from graphyard.storage.postgres.session import Q, translated
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +140,7 @@ class FencedPostgresSaver(TranslatingPostgresSaver):
     transaction that first share-locks the run's row if the attempt's lease is current (LeaseLost
     otherwise): a sweeper or another worker taking the run over waits for that commit, and every
     write after the takeover is refused. So no checkpoint of a stale attempt lands after a newer one.
-    Each such transaction is one round trip (session.pipelined_transaction)."""
+    Each such transaction is one round trip."""
 
     def __init__(
         self,
@@ -181,14 +181,13 @@ class FencedPostgresSaver(TranslatingPostgresSaver):
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        # One transaction (not the library's autocommit pipeline): the lease check and the writes
-        # commit together or not at all. BEGIN, the check, the writes and COMMIT travel in one pipeline,
-        # one round trip: the check raises when the lease is gone (migrations/0007), so PostgreSQL skips
-        # the writes, the COMMIT does not happen and the error comes back as LeaseLost.
+        # The lease check and the writes commit together or not at all, in one round trip: on an autocommit
+        # connection in pipeline mode, everything sent before the Sync (the pipeline's exit) is one implicit
+        # transaction. The check raises when the lease is gone (migrations/0007), so PostgreSQL skips the
+        # writes and rolls back, and the error comes back as LeaseLost.
+        params = {**self._lease_params, "flush": write.durable}
         with translated():
-            async with self.lock, self._pool.connection() as conn, pipelined_transaction(conn):
-                if not write.durable:
-                    await conn.execute(Q["relaxed_commit"], prepare=False)
-                await conn.execute(Q["hold_lease_or_raise"], self._lease_params)
+            async with self.lock, self._pool.connection() as conn, conn.pipeline():
+                await conn.execute(Q["hold_lease_or_raise"], params)
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur

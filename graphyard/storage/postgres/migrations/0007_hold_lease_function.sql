@@ -2,11 +2,13 @@
 -- (a no-op there).
 --
 -- Share-locks the run's row if the lease (owner, attempt) is still current and raises SQLSTATE GYL01
--- otherwise. Because a lost lease is an error rather than an empty result, a fenced write can send this
--- check, its writes and COMMIT together in one pipeline: when the check fails, PostgreSQL skips the
--- writes and turns the COMMIT into a rollback, so nothing lands, and the client learns it from the error
--- (storage.errors.LeaseLost) instead of having to wait for the check's answer before sending the writes.
-CREATE FUNCTION graphyard_hold_lease(held_run_id text, held_owner text, held_attempt integer)
+-- otherwise. Because a lost lease is an error rather than an empty result, a fenced checkpoint write sends
+-- this check and its writes in one pipeline, one implicit transaction up to the Sync: when the check fails,
+-- PostgreSQL skips the writes and rolls the transaction back, so nothing lands, and the client learns it
+-- from the error (storage.errors.LeaseLost) instead of waiting for the check's answer before sending the
+-- writes. With flush false, the transaction's commit does not wait for its WAL to reach the disk
+-- (storage/postgres/saver.py says when that is safe).
+CREATE FUNCTION graphyard_hold_lease(held_run_id text, held_owner text, held_attempt integer, flush boolean)
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -16,6 +18,9 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'run %: attempt % of % no longer holds its lease', held_run_id, held_attempt, held_owner
             USING ERRCODE = 'GYL01';
+    END IF;
+    IF NOT flush THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
 END
 $$;
