@@ -107,9 +107,9 @@ class Worker:
                 claim_started = time.time_ns()
                 sent = time.monotonic()
                 try:
-                    async with storage.transaction() as tx:
-                        run = await tx.claim_run(self.worker_id, time.time(), self.svc.settings.lease_seconds)
-                        next_at = None if run else await tx.next_available_at()
+                    run, next_at = await storage.claim_next(
+                        self.worker_id, time.time(), self.svc.settings.lease_seconds
+                    )
                 except Unavailable as exc:
                     outage.down(exc)
                     failures += 1
@@ -131,7 +131,11 @@ class Worker:
                     self._tasks[task] = attempt
                     metrics.set_worker_slots(self.concurrency, len(self._tasks))
                     task.add_done_callback(self._done)
-                    continue
+                    if next_at is not None and next_at <= time.time():
+                        continue  # another run is runnable now
+                # Nothing (more) is runnable: sleep until a wake-up or the next run falls due. A run
+                # committed after the claim looked wakes us (NOTIFY, or notify_work in this process);
+                # one committed before it is in next_at, so no wake-up is lost by not claiming again.
                 timeout = (
                     MAX_IDLE_SECONDS if next_at is None else min(MAX_IDLE_SECONDS, max(0.0, next_at - time.time()))
                 )

@@ -473,6 +473,14 @@ class EncryptingStore(BaseStore):
 # --- the storage wrapper ---------------------------------------------------------------------------
 
 
+async def decrypted_run(at: AtRest, r: Run) -> Run:
+    """A run row as read, with its metadata, kwargs and output decrypted and its encryption context set."""
+    metadata, _ = await at.decrypt("run", "metadata", r.metadata)
+    kwargs, context = await at.decrypt_kwargs(r.kwargs)
+    output, _ = await at.decrypt("run", "output", r.output)
+    return dataclasses.replace(r, metadata=metadata, kwargs=kwargs, output=output, encryption_context=context)
+
+
 class EncryptingSession:
     """A Session whose records are encrypted on the way in and decrypted on the way out; every other
     query passes through untouched."""
@@ -584,12 +592,7 @@ class EncryptingSession:
 
     # runs
     async def _dec_run(self, r: Run | None) -> Run | None:
-        if r is None:
-            return None
-        metadata, _ = await self._at.decrypt("run", "metadata", r.metadata)
-        kwargs, context = await self._at.decrypt_kwargs(r.kwargs)
-        output, _ = await self._at.decrypt("run", "output", r.output)
-        return dataclasses.replace(r, metadata=metadata, kwargs=kwargs, output=output, encryption_context=context)
+        return None if r is None else await decrypted_run(self._at, r)
 
     async def _dec_runs(self, runs: Sequence[Run]) -> list[Run]:
         return [cast(Run, await self._dec_run(r)) for r in runs]
@@ -703,6 +706,13 @@ class EncryptingStorage:
         async with self._inner.transaction() as session:
             # Blob handlers alone leave our rows as they are: no per-row detour then.
             yield EncryptingSession(session, self.at_rest) if self.at_rest.json_enabled else session
+
+    async def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> tuple[Run | None, float | None]:
+        # Claimed outside a session (one round trip on PostgreSQL): its run is decrypted here instead.
+        run, next_at = await self._inner.claim_next(worker_id, now, lease_seconds)
+        if run is not None and self.at_rest.json_enabled:
+            run = await decrypted_run(self.at_rest, run)
+        return run, next_at
 
     @contextlib.asynccontextmanager
     async def read(self) -> Any:

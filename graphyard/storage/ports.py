@@ -327,6 +327,11 @@ class Storage(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Session]:
         """A write transaction: committed on exit, rolled back on error. Writes are serialized."""
 
+    async def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> tuple[Run | None, float | None]:
+        """Session.claim_run in a transaction of its own, with Session.next_available_at as seen right after
+        it: the run claimed (or None), and when the next run is due among those left (None: none pending),
+        so that a worker claims again only when another run is runnable."""
+
     def read(self) -> AbstractAsyncContextManager[Session]:
         """A read-only session that sees committed data."""
 

@@ -282,6 +282,12 @@ SELECT run_id FROM graphyard_runs
 WHERE run_id = %(run_id)s AND lease_owner = %(owner)s AND attempt = %(attempt)s AND status = 'running'
 FOR SHARE
 
+-- name: hold_lease_or_raise
+-- hold_lease as one statement whose answer need not be read: SQLSTATE GYL01 when the lease is gone
+-- (migrations/0007), so a fenced write can pipeline it with its writes; with flush false, the
+-- transaction's commit does not wait for the WAL flush.
+SELECT graphyard_hold_lease(%(run_id)s, %(owner)s, %(attempt)s, %(flush)s)
+
 -- name: transfer_lease
 -- Hand a running run's current lease (same attempt) to another owner.
 UPDATE graphyard_runs SET lease_owner = %(new_owner)s, lease_expires_at = %(lease_expires_at)s

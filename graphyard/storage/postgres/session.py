@@ -22,12 +22,14 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 from graphyard.records import Json
-from graphyard.storage.errors import Unavailable, UniqueViolation
+from graphyard.storage.errors import LeaseLost, Unavailable, UniqueViolation
 from graphyard.storage.postgres.filters import auth_clause
 from graphyard.storage.queries import load_queries
 from graphyard.storage.sql_session import SqlSession
 
 Q = load_queries("graphyard.storage.postgres")
+# What graphyard_hold_lease (migrations/0007) raises when a lease is no longer current.
+LEASE_LOST_SQLSTATE = "GYL01"
 
 
 @contextlib.contextmanager
@@ -39,6 +41,10 @@ def translated() -> Iterator[None]:
         raise UniqueViolation(exc.diag.constraint_name or "unknown") from exc
     except psycopg.OperationalError as exc:  # also psycopg_pool.PoolTimeout
         raise Unavailable(f"PostgreSQL unavailable: {exc}") from exc
+    except psycopg.DatabaseError as exc:
+        if exc.sqlstate == LEASE_LOST_SQLSTATE:
+            raise LeaseLost(exc.diag.message_primary or str(exc)) from exc
+        raise
 
 
 # jsonb cannot hold U+0000; an escaped NUL (preceded by an even run of backslashes) becomes U+FFFD,

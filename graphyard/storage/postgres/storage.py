@@ -27,7 +27,9 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from graphyard.logs import backoff
-from graphyard.records import Lease
+from graphyard.records import Lease, Run, isoformat
+from graphyard.records import now as now_utc
+from graphyard.storage import rows
 from graphyard.storage.errors import StoreUnsupported, Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
 from graphyard.storage.migrate import migrate as run_migrations
@@ -115,6 +117,10 @@ async def check_vector_extension(uri: str) -> None:
             f'"store.index" needs the PostgreSQL extension "vector" (pgvector), which the server at {where} '
             "does not have; install pgvector on it (https://github.com/pgvector/pgvector) or remove store.index"
         )
+
+
+def _as_is(value: Any) -> Any:
+    return value  # jsonb columns arrive decoded (json_loads, set by _configure)
 
 
 async def _configure(conn: AsyncConnection[DictRow]) -> None:
@@ -205,6 +211,25 @@ class PostgresStorage:
         with translated():
             async with self._pool.connection() as conn, pipelined_transaction(conn) as pipeline:
                 yield PostgresSession(conn, self._origin, pipeline)
+
+    async def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> tuple[Run | None, float | None]:
+        # Both statements and the Sync that commits them travel together: one round trip, where a
+        # transaction() with BEGIN and COMMIT around them took three.
+        params = {
+            "worker_id": worker_id,
+            "now": now,
+            "lease_expires_at": now + lease_seconds,
+            "updated_at": isoformat(now_utc()),
+        }
+        with translated():
+            async with self._pool.connection() as conn:
+                async with conn.pipeline():
+                    claimed = await conn.execute(Q["claim_run"], params)
+                    due = await conn.execute(Q["next_available_at"])
+                row = await claimed.fetchone()
+                at = await due.fetchone()
+        run = rows.run(row, _as_is) if row is not None else None
+        return run, None if at is None or at["at"] is None else float(at["at"])
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresSession]:

@@ -20,7 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-from graphyard.records import Lease
+from graphyard.records import Lease, Run
 from graphyard.storage.errors import StoreUnsupported, Unavailable
 from graphyard.storage.ports import StoreOptions
 from graphyard.storage.queries import load_migrations
@@ -154,6 +154,11 @@ class SqliteStorage:
                 self._writer.rollback()
                 raise
             self._writer.commit()
+
+    async def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> tuple[Run | None, float | None]:
+        async with self.transaction() as tx:
+            run = await tx.claim_run(worker_id, now, lease_seconds)
+            return run, await tx.next_available_at()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqliteSession]:
