@@ -36,7 +36,10 @@ class Result:
 def _in_process(args: tuple[str, ...]) -> Result:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse refusing the arguments: a result, not the end of the test session
+            code = exc.code if isinstance(exc.code, int) else 2
     return Result(code, out.getvalue(), err.getvalue())
 
 
