@@ -1,4 +1,4 @@
-"""/ui: generative UI (langgraph.json `ui`). POST /ui/{graph_id} answers the HTML snippet the JS
+"""/ui: generative UI (langgraph.json `ui`). POST /ui/{graph_id or assistant_id} answers the HTML snippet the JS
 client's `LoadExternalComponent` puts in a shadow root: it loads the graph's bundle and renders the
 named component into the element the client calls `{{shadowRootId}}`. GET /ui/{graph_id}/{file} serves
 the bundle's files, without authentication (a browser loads them from plain tags)."""
@@ -6,14 +6,17 @@ the bundle's files, without authentication (a browser loads them from plain tags
 from __future__ import annotations
 
 import html
+import uuid
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from graphyard.api import schemas as s
+from graphyard.api.deps import authorize, services
 from graphyard.api.openapi import operation
 from graphyard.errors import NotFound
+from graphyard.services import assistants
 from graphyard.ui import UiBundle, UiBundles
 
 COMPONENT = s.schema(
@@ -36,6 +39,24 @@ def _bundle(request: Request) -> UiBundle:
     return bundle
 
 
+async def _bundle_of_graph_or_assistant(request: Request) -> UiBundle:
+    """The JS client names a graph id or, as the reference accepts, an assistant's UUID (its graph's UI)."""
+    raw: str = request.path_params["graph_id"]
+    try:
+        assistant_id = str(uuid.UUID(raw))
+    except ValueError:
+        return _bundle(request)
+    bundles: UiBundles | None = getattr(request.state, "ui", None)
+    if bundles is not None and bundles.get(raw) is not None:
+        return _bundle(request)  # a graph whose id happens to be a UUID
+    flt = await authorize(request, "assistants", "read", {"assistant_id": uuid.UUID(assistant_id)})
+    assistant = await assistants.get(services(request), assistant_id, flt)
+    bundle = bundles.get(assistant.graph_id) if bundles is not None else None
+    if bundle is None:
+        raise NotFound(f'Graph "{assistant.graph_id}" of assistant {assistant_id} has no UI components')
+    return bundle
+
+
 @operation(
     "A graph's UI component as an HTML snippet that loads its bundle",
     "ui",
@@ -46,7 +67,7 @@ def _bundle(request: Request) -> UiBundle:
     errors=(404,),
 )
 async def component(request: Request) -> Response:
-    bundle = _bundle(request)
+    bundle = await _bundle_of_graph_or_assistant(request)
     name: str = (await s.body(request, COMPONENT))["name"]
     tags: list[str] = []
     # Stylesheets first, so the component is styled from its first paint.

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -159,6 +160,18 @@ async def test_unknown_graphs_files_and_bodies(http: httpx.AsyncClient) -> None:
     tricky = await http.post("/ui/agent", json={"name": "{{shadowRootId}}"})
     assert tricky.status_code == 200
     assert tricky.text.count("{{shadowRootId}}") == 1
+
+
+async def test_component_by_assistant_id_uses_its_graphs_bundle(http: httpx.AsyncClient) -> None:
+    """POST /ui/{assistant UUID} answers the snippet of the assistant's graph (what the JS client sends when
+    it was given an assistant id); an unknown assistant is 404."""
+    assistant = (await http.post("/assistants", json={"graph_id": "agent", "name": "ui by id"})).json()
+    by_graph = await http.post("/ui/agent", json={"name": "weather"})
+    by_id = await http.post(f"/ui/{assistant['assistant_id']}", json={"name": "weather"})
+    assert by_id.status_code == 200, by_id.text
+    assert by_id.text == by_graph.text
+    missing = await http.post(f"/ui/{uuid.uuid4()}", json={"name": "weather"})
+    assert missing.status_code == 404, missing.text
 
 
 async def test_push_ui_message_streams_in_custom_and_values(http: httpx.AsyncClient) -> None:
