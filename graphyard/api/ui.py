@@ -41,17 +41,17 @@ def _bundle(request: Request) -> UiBundle:
 
 async def _bundle_of_graph_or_assistant(request: Request) -> UiBundle:
     """The JS client names a graph id or, as the reference accepts, an assistant's UUID (its graph's UI)."""
+    bundles: UiBundles | None = getattr(request.state, "ui", None)
     raw: str = request.path_params["graph_id"]
     try:
-        assistant_id = str(uuid.UUID(raw))
+        assistant_id = uuid.UUID(raw)
     except ValueError:
-        return _bundle(request)
-    bundles: UiBundles | None = getattr(request.state, "ui", None)
-    if bundles is not None and bundles.get(raw) is not None:
-        return _bundle(request)  # a graph whose id happens to be a UUID
-    flt = await authorize(request, "assistants", "read", {"assistant_id": uuid.UUID(assistant_id)})
-    assistant = await assistants.get(services(request), assistant_id, flt)
-    bundle = bundles.get(assistant.graph_id) if bundles is not None else None
+        assistant_id = None
+    if bundles is None or assistant_id is None or bundles.get(raw) is not None:
+        return _bundle(request)  # a graph id (even one that reads as a UUID), or 404
+    flt = await authorize(request, "assistants", "read", {"assistant_id": assistant_id})
+    assistant = await assistants.get(services(request), str(assistant_id), flt)
+    bundle = bundles.get(assistant.graph_id)
     if bundle is None:
         raise NotFound(f'Graph "{assistant.graph_id}" of assistant {assistant_id} has no UI components')
     return bundle

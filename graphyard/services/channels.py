@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from graphyard.broker.errors import BrokerUnavailable
@@ -32,6 +33,16 @@ def thread_channel(thread_id: str) -> str:
 def protocol_channel(thread_id: str) -> str:
     """The thread's numbered stream of protocol events (`client.threads.stream`)."""
     return f"protocol:{thread_id}"
+
+
+async def send_cancels(broker: Broker, run_ids: Sequence[str], action: str) -> None:
+    """Signal the workers of runs whose cancel (or deletion) is committed. The signal is the fast path:
+    while the broker is away each worker still learns it from the database at its next lease heartbeat."""
+    for run_id in run_ids:
+        try:
+            await broker.send_cancel(run_id, action)
+        except BrokerUnavailable:
+            log.warning("cancel committed; broker unreachable, the worker sees it at its next heartbeat", run_id=run_id)
 
 
 async def drop_thread_streams(broker: Broker, thread_id: str) -> None:

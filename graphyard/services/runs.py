@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 from graphyard import tracing
-from graphyard.broker.errors import BrokerUnavailable
 from graphyard.broker.ports import Subscription
 from graphyard.errors import (
     InvalidRequest,
@@ -39,7 +38,7 @@ from graphyard.records import (
 )
 from graphyard.serde import dumps, loads
 from graphyard.services import assistants, priority, protocol, thread_ttl
-from graphyard.services.channels import END_EVENT, end_payload, run_channel
+from graphyard.services.channels import END_EVENT, end_payload, run_channel, send_cancels
 from graphyard.services.context import Services
 from graphyard.services.run_kwargs import RESERVED_METADATA, build_kwargs, strip_reserved
 from graphyard.services.state import require_checkpoint
@@ -217,20 +216,12 @@ async def _cancel_in_tx(tx: Session, run: Run, action: CancelAction) -> bool:
     return True
 
 
-async def signal_cancel(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
-    """Tell the workers of running runs whose cancel was committed. The row holds the request, so while
-    the broker is away each worker still finds it at its next lease heartbeat."""
-    for run in runs:
-        try:
-            await svc.broker.send_cancel(run.run_id, action.value)
-        except BrokerUnavailable:
-            log.warning(
-                "cancel recorded; broker unreachable, the worker sees it at its next heartbeat", run_id=run.run_id
-            )
+async def _signal(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
+    await send_cancels(svc.broker, [run.run_id for run in runs], action.value)
 
 
 async def _signal_and_wait(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:
-    await signal_cancel(svc, runs, action)
+    await _signal(svc, runs, action)
     deadline = time.monotonic() + SUPERSEDE_DEADLINE
     for run in runs:
         await result(svc, run.run_id, deadline=deadline)
@@ -401,11 +392,7 @@ async def cancel(
         for tid in {run.thread_id for run in stopped}:
             await _settle_idle_thread(tx, tid, stamp)
     await _end_streams(svc, stopped, action)
-    await signal_cancel(svc, running, action)
-    if wait:
-        deadline = time.monotonic() + SUPERSEDE_DEADLINE
-        for run in running:
-            await result(svc, run.run_id, deadline=deadline)
+    await (_signal_and_wait if wait else _signal)(svc, running, action)
 
 
 async def _end_streams(svc: Services, runs: Sequence[Run], action: CancelAction) -> None:

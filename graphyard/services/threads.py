@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -11,14 +10,13 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateUpdate
 from langgraph_sdk.auth.types import BaseUser
 
-from graphyard.broker.errors import BrokerUnavailable
 from graphyard.errors import Conflict, InvalidRequest, ThreadExists, ThreadNotFound
 from graphyard.graphs import GraphAccess
 from graphyard.records import Json, Thread, ThreadStatus, isoformat, now, uuid7
 from graphyard.serde import dumps
 from graphyard.services import state as st
 from graphyard.services import thread_ttl
-from graphyard.services.channels import drop_thread_streams, thread_channel
+from graphyard.services.channels import drop_thread_streams, send_cancels, thread_channel
 from graphyard.services.context import Services
 from graphyard.storage.errors import UniqueViolation
 
@@ -104,10 +102,8 @@ async def delete(svc: Services, thread_id: str, auth: Json | None = None) -> Non
             raise ThreadNotFound(f"Thread with ID {thread_id} not found")
         running = await tx.inflight_runs(thread_id)
         await tx.delete_thread(thread_id)
-    for run in running:
-        # Its row is gone: should the signal not get through, its worker's next heartbeat stops it anyway.
-        with contextlib.suppress(BrokerUnavailable):
-            await svc.broker.send_cancel(run.run_id, "rollback")
+    # Their rows are gone: a worker the signal misses loses its lease at its next heartbeat and stops.
+    await send_cancels(svc.broker, [run.run_id for run in running], "rollback")
     await drop_thread_streams(svc.broker, thread_id)
     # The saver shares the write lock, so checkpoints go after our transaction has committed.
     await svc.storage.checkpointer.adelete_thread(thread_id)

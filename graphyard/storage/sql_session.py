@@ -327,13 +327,7 @@ class SqlSession:
         return row is not None and row["deleted"] > 0
 
     async def claim_run(self, worker_id: str, now: float, lease_seconds: float) -> Run | None:
-        params = {
-            "worker_id": worker_id,
-            "now": now,
-            "lease_expires_at": now + lease_seconds,
-            "updated_at": isoformat_now(),
-        }
-        row = await self._db.one(self._q["claim_run"], params)
+        row = await self._db.one(self._q["claim_run"], claim_params(worker_id, now, lease_seconds))
         return self._run(row) if row else None
 
     async def next_available_at(self) -> float | None:
@@ -491,6 +485,11 @@ class SqlSession:
             return False
         await self._db.write(self._q["prune_cron_fires"], {"cron_id": cron_id, "before": scheduled_at})
         return True
+
+
+def claim_params(worker_id: str, now: float, lease_seconds: float) -> dict[str, Any]:
+    """The parameters of both dialects' `claim_run` query."""
+    return {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds, "updated_at": isoformat_now()}
 
 
 def isoformat_now() -> str:

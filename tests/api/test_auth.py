@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.support import GRAPHS_DIR, Server, collect_sse, launch, obj, system_assistant_id, wait_ready_blocking
+from tests.api.support import GRAPHS_DIR, Server, collect_sse, obj, running, system_assistant_id
 from tests.api.test_cli import one_error_line, run_dev, write
 
 AUTH_DIR = GRAPHS_DIR / "auth"
@@ -28,13 +28,8 @@ pytestmark = pytest.mark.xdist_group("auth")
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One graphyard serving the auth test project, shared by this module's tests."""
-    folder = tmp_path_factory.mktemp("auth-server")
-    server = launch(AUTH_CONFIG, folder / "graphyard.sqlite", folder / "server.log")
-    try:
-        wait_ready_blocking(server)
+    with running(AUTH_CONFIG, tmp_path_factory.mktemp("auth-server")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _client(server: Server, token: str | None) -> httpx.AsyncClient:

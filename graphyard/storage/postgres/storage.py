@@ -27,8 +27,7 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from graphyard.logs import backoff
-from graphyard.records import Lease, Run, isoformat
-from graphyard.records import now as now_utc
+from graphyard.records import Lease, Run
 from graphyard.storage import rows
 from graphyard.storage.errors import StoreUnsupported, Unavailable
 from graphyard.storage.migrate import Migration, as_migrations
@@ -38,6 +37,7 @@ from graphyard.storage.postgres.langgraph_store import TranslatingPostgresStore
 from graphyard.storage.postgres.saver import FencedPostgresSaver, TranslatingPostgresSaver
 from graphyard.storage.postgres.session import PostgresSession, Q, json_loads, pipelined_transaction, translated
 from graphyard.storage.queries import load_migrations
+from graphyard.storage.sql_session import claim_params
 
 MIGRATIONS = as_migrations(load_migrations("graphyard.storage.postgres"))
 
@@ -215,12 +215,7 @@ class PostgresStorage:
     async def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> tuple[Run | None, float | None]:
         # Both statements and the Sync that commits them travel together: one round trip, where a
         # transaction() with BEGIN and COMMIT around them took three.
-        params = {
-            "worker_id": worker_id,
-            "now": now,
-            "lease_expires_at": now + lease_seconds,
-            "updated_at": isoformat(now_utc()),
-        }
+        params = claim_params(worker_id, now, lease_seconds)
         with translated():
             async with self._pool.connection() as conn:
                 async with conn.pipeline():
